@@ -1,0 +1,1 @@
+"""paywire's benchmarks: `make bench` (``python -m bench``) runs every ``bench_*.py``."""

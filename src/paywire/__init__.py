@@ -1,0 +1,3 @@
+"""paywire: payments for AI agents."""
+
+__version__ = "0.1.0"

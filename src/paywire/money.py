@@ -234,7 +234,8 @@ def _parse(
             f"{text!r} is finer than one atomic unit of {resolved.code} "
             f"({resolved.decimals} decimals)"
         )
-    atomic = int(match["int"]) * 10**resolved.decimals + int(frac.ljust(resolved.decimals, "0") or 0)
+    scale = 10**resolved.decimals
+    atomic = int(match["int"]) * scale + int(frac.ljust(resolved.decimals, "0") or 0)
     return _bounded(atomic, resolved, text)
 
 

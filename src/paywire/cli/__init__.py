@@ -12,11 +12,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 
 from paywire.cli import _common
-from paywire.cli.audit import audit_command
+from paywire.cli.log import audit_command
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.wallet import wallet_app
@@ -66,12 +65,16 @@ def run(args: Sequence[str]) -> int:
     except PaywireError as error:
         _common.print_error(str(error))
         return EXIT_ERROR
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.ClickException as error:
-        error.show()
+    except typer.TyperException as error:  # usage errors: typer prints them with a hint
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            _common.print_error(error.format_message())
         return error.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _common.print_error("aborted")
         return EXIT_ERROR
     except KeyboardInterrupt:

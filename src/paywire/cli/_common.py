@@ -13,7 +13,7 @@ from paywire.errors import InvalidInput
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-PASSPHRASE_ENV = "PAYWIRE_PASSPHRASE"
+PASSPHRASE_ENV = "PAYWIRE_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 """Environment variable read for a key's passphrase when not typed (for scripts and CI)."""
 
 MAX_PASSPHRASE_FILE_BYTES = 4096
@@ -47,10 +47,15 @@ def read_passphrase(*, confirm: bool, passphrase_file: Path | None = None) -> st
         try:
             data = passphrase_file.read_bytes()
         except OSError as error:
-            raise InvalidInput(f"cannot read passphrase file {passphrase_file}: {error.strerror}")
+            raise InvalidInput(
+                f"cannot read passphrase file {passphrase_file}: {error.strerror}"
+            ) from None
         if len(data) > MAX_PASSPHRASE_FILE_BYTES:
             raise InvalidInput(f"passphrase file {passphrase_file} is larger than 4 KiB")
-        return data.decode("utf-8", errors="strict").rstrip("\r\n")
+        try:
+            return data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"passphrase file {passphrase_file} is not UTF-8 text") from None
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
         return env

@@ -1,0 +1,255 @@
+"""Log entries: the canonical bytes the transparency log commits to.
+
+Every committed account and transfer becomes one entry: a JSON object with sorted keys, no
+white space and ASCII-only escapes. Those bytes are what the Merkle tree hashes and what
+`paywire ledger export` writes, one per line, so an auditor can check that a line is
+canonical (re-encoding it gives the same bytes) and that its hash is in a signed tree:
+any changed byte either breaks the JSON, breaks canonical form, or changes the hash.
+
+Optional fields are left out when empty, so an entry has one canonical form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from paywire.ledger.errors import InvalidRequest
+from paywire.ledger.model import (
+    MAX_ATOMIC,
+    AccountFlag,
+    AccountKind,
+    JsonValue,
+    TransferKind,
+    check_metadata,
+)
+
+MAX_ENTRY_BYTES = 32768
+"""An entry holds at most 4 KiB of metadata and 16 KiB of authorization, plus fields."""
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no white space, ASCII escapes: one byte string per value."""
+    return _ENCODER.encode(value).encode("ascii")
+
+
+class MalformedEntry(InvalidRequest):
+    """A log line that is not a well-formed, canonical entry."""
+
+    code = "malformed_entry"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEntry:
+    """An account as opened (its balances are derived from the transfers after it)."""
+
+    index: int
+    timestamp: int
+    id: str
+    asset: str
+    decimals: int
+    kind: AccountKind
+    owner: str | None
+    flags: frozenset[AccountFlag]
+    metadata: dict[str, JsonValue]
+
+    def encode(self) -> bytes:
+        fields: dict[str, Any] = {
+            "type": "account",
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "id": self.id,
+            "asset": self.asset,
+            "decimals": self.decimals,
+            "kind": str(self.kind),
+            "flags": sorted(str(flag) for flag in self.flags),
+        }
+        if self.owner is not None:
+            fields["owner"] = self.owner
+        if self.metadata:
+            fields["metadata"] = self.metadata
+        return canonical_json(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferEntry:
+    """A transfer as committed. For post, void and expire, `amount` is what was posted or
+    released and the accounts are the pending transfer's."""
+
+    index: int
+    timestamp: int
+    id: str
+    kind: TransferKind
+    debit: str
+    credit: str
+    amount: int
+    asset: str
+    code: int
+    pending_id: str | None = None
+    timeout_s: int | None = None
+    expires_at: int | None = None
+    metadata: dict[str, JsonValue] | None = None
+    authorization: str | None = None
+
+    def encode(self) -> bytes:
+        # The hot path of every write: build the canonical form directly, keys in sorted
+        # order, rather than through a dict and a sorting encoder. Ids, asset codes and
+        # kinds are restricted to characters JSON never escapes, so they go in as they are;
+        # a test checks this equals canonical_json of the same fields.
+        parts = [f'{{"amount":"{self.amount}","asset":"{self.asset}"']
+        if self.authorization is not None:
+            parts.append(f',"authorization":{_ENCODER.encode(self.authorization)}')
+        parts.append(f',"code":{self.code},"credit":"{self.credit}","debit":"{self.debit}"')
+        if self.expires_at is not None:
+            parts.append(f',"expires_at":{self.expires_at}')
+        parts.append(f',"id":"{self.id}","index":{self.index},"kind":"{self.kind}"')
+        if self.metadata:
+            parts.append(f',"metadata":{_ENCODER.encode(self.metadata)}')
+        if self.pending_id is not None:
+            parts.append(f',"pending_id":"{self.pending_id}"')
+        if self.timeout_s is not None:
+            parts.append(f',"timeout_s":{self.timeout_s}')
+        parts.append(f',"timestamp":{self.timestamp},"type":"transfer"}}')
+        return "".join(parts).encode("ascii")
+
+
+LogEntry = AccountEntry | TransferEntry
+
+
+def decode_entry(data: bytes) -> LogEntry:
+    """Parse one log line strictly: canonical JSON with exactly the expected fields."""
+    if len(data) > MAX_ENTRY_BYTES:
+        raise MalformedEntry(f"entry is larger than {MAX_ENTRY_BYTES} bytes")
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedEntry(f"entry is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise MalformedEntry("entry is not a JSON object")
+    if canonical_json(value) != data:
+        raise MalformedEntry("entry is not in canonical form (sorted keys, no spaces, ASCII)")
+    kind = value.get("type")
+    if kind == "account":
+        return _decode_account(value)
+    if kind == "transfer":
+        return _decode_transfer(value)
+    raise MalformedEntry(f"unknown entry type {kind!r}")
+
+
+_ACCOUNT_KEYS = {"type", "index", "timestamp", "id", "asset", "decimals", "kind", "flags"}
+_ACCOUNT_OPTIONAL = {"owner", "metadata"}
+_TRANSFER_KEYS = {
+    "type",
+    "index",
+    "timestamp",
+    "id",
+    "kind",
+    "debit",
+    "credit",
+    "amount",
+    "asset",
+    "code",
+}
+_TRANSFER_OPTIONAL = {"pending_id", "timeout_s", "expires_at", "metadata", "authorization"}
+
+
+def _keys(value: Mapping[str, Any], required: set[str], optional: set[str]) -> None:
+    keys = set(value)
+    if missing := required - keys:
+        raise MalformedEntry(f"entry lacks {sorted(missing)}")
+    if extra := keys - required - optional:
+        raise MalformedEntry(f"entry has unknown fields {sorted(extra)}")
+
+
+def _int(value: Mapping[str, Any], key: str, low: int = 0, high: int = 2**63 - 1) -> int:
+    item = value[key]
+    if not isinstance(item, int) or isinstance(item, bool) or not low <= item <= high:
+        raise MalformedEntry(f"entry field {key!r} must be an integer in [{low}, {high}]")
+    return item
+
+
+def _str(value: Mapping[str, Any], key: str) -> str:
+    item = value[key]
+    if not isinstance(item, str):
+        raise MalformedEntry(f"entry field {key!r} must be text")
+    return item
+
+
+def _metadata(value: Mapping[str, Any]) -> dict[str, JsonValue]:
+    if "metadata" not in value:
+        return {}
+    try:
+        checked = check_metadata(value["metadata"])
+    except InvalidRequest as error:
+        raise MalformedEntry(f"entry metadata: {error}") from None
+    if not checked:
+        raise MalformedEntry("empty metadata must be left out")
+    return checked
+
+
+def _decode_account(value: Mapping[str, Any]) -> AccountEntry:
+    _keys(value, _ACCOUNT_KEYS, _ACCOUNT_OPTIONAL)
+    flags = value["flags"]
+    if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
+        raise MalformedEntry("entry field 'flags' must be a list of text")
+    try:
+        kind = AccountKind(_str(value, "kind"))
+        parsed_flags = frozenset(AccountFlag(flag) for flag in flags)
+    except ValueError as error:
+        raise MalformedEntry(f"entry: {error}") from None
+    if sorted(flags) != flags or len(parsed_flags) != len(flags):
+        raise MalformedEntry("entry flags must be sorted and distinct")
+    owner = value.get("owner")
+    if owner is not None and not isinstance(owner, str):
+        raise MalformedEntry("entry field 'owner' must be text")
+    return AccountEntry(
+        index=_int(value, "index"),
+        timestamp=_int(value, "timestamp"),
+        id=_str(value, "id"),
+        asset=_str(value, "asset"),
+        decimals=_int(value, "decimals"),
+        kind=kind,
+        owner=owner,
+        flags=parsed_flags,
+        metadata=_metadata(value),
+    )
+
+
+def _decode_transfer(value: Mapping[str, Any]) -> TransferEntry:
+    _keys(value, _TRANSFER_KEYS, _TRANSFER_OPTIONAL)
+    try:
+        kind = TransferKind(_str(value, "kind"))
+    except ValueError as error:
+        raise MalformedEntry(f"entry: {error}") from None
+    amount_text = _str(value, "amount")
+    if not amount_text.isdigit() or amount_text != str(int(amount_text)):
+        raise MalformedEntry("entry amount must be a decimal integer without leading zeros")
+    amount = int(amount_text)
+    if not 0 < amount <= MAX_ATOMIC:
+        raise MalformedEntry("entry amount must be above 0 and below 2^128")
+    authorization = value.get("authorization")
+    if authorization is not None and not isinstance(authorization, str):
+        raise MalformedEntry("entry field 'authorization' must be text")
+    pending_id = value.get("pending_id")
+    if pending_id is not None and not isinstance(pending_id, str):
+        raise MalformedEntry("entry field 'pending_id' must be text")
+    return TransferEntry(
+        index=_int(value, "index"),
+        timestamp=_int(value, "timestamp"),
+        id=_str(value, "id"),
+        kind=kind,
+        debit=_str(value, "debit"),
+        credit=_str(value, "credit"),
+        amount=amount,
+        asset=_str(value, "asset"),
+        code=_int(value, "code", 1, 65535),
+        pending_id=pending_id,
+        timeout_s=_int(value, "timeout_s") if "timeout_s" in value else None,
+        expires_at=_int(value, "expires_at") if "expires_at" in value else None,
+        metadata=_metadata(value) or None,
+        authorization=authorization,
+    )

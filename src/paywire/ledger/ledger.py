@@ -1,0 +1,436 @@
+"""The `Ledger`: the public face of the books.
+
+Writes go through one writer thread per process that groups whatever requests are queued
+into one store transaction (group commit): many concurrent submitters cost one fsync, and
+each still gets its own result. Reads go straight to the store in snapshot transactions.
+
+Several processes may open the same store: the store's write lock orders their batches,
+and every batch reads the state it builds on inside that lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from paywire.ledger import merkle
+from paywire.ledger.engine import Engine, TransferState, requested_ids
+from paywire.ledger.entries import TransferEntry, decode_entry
+from paywire.ledger.errors import (
+    AccountNotFound,
+    LedgerError,
+    LedgerUnavailable,
+    StoreCorrupt,
+    TransferNotFound,
+)
+from paywire.ledger.ids import new_id, new_ledger_id
+from paywire.ledger.log import TransparencyLog, TreeHead
+from paywire.ledger.model import (
+    Account,
+    AccountKind,
+    Balance,
+    HoldStatus,
+    NewAccount,
+    NewTransfer,
+    Transfer,
+)
+from paywire.ledger.store import (
+    DEFAULT_PAGE_ROWS,
+    BatchWrite,
+    LogHead,
+    Store,
+    StoredNode,
+    StoreReader,
+    WriteTransaction,
+)
+
+MAX_BATCH_TRANSFERS = 8190
+"""Transfers per group commit, as TigerBeetle's batch: big enough to amortize the fsync,
+small enough that one batch's latency stays in milliseconds."""
+
+MAX_LINKED_TRANSFERS = 8190
+"""A linked batch must fit in one group commit."""
+
+MAX_QUEUED_JOBS = 100_000
+"""Requests waiting for the writer; past this, submitters are told the ledger is busy."""
+
+QUEUE_WAIT_S = 5.0
+"""How long a submitter waits for room in a full queue before `LedgerUnavailable`."""
+
+EXPIRY_POLL_S = 1.0
+"""How often an idle writer looks for holds whose timeout has passed."""
+
+MAX_EXPIRIES_PER_BATCH = 1024
+"""Holds expired per group commit; the rest wait for the next one."""
+
+
+@dataclass(slots=True)
+class _Job:
+    accounts: NewAccount | None
+    transfers: Sequence[NewTransfer]
+    linked: bool
+    many: bool
+    future: concurrent.futures.Future[Any]
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.transfers))
+
+
+class Ledger:
+    """A double-entry ledger with a transparency log over a `Store`.
+
+    Open one with `open_ledger(url)`; close it (or use ``with``) to stop its writer.
+    `clock` returns wall time in nanoseconds (tests pass their own to move time).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        max_batch_transfers: int = MAX_BATCH_TRANSFERS,
+    ) -> None:
+        if not 1 <= max_batch_transfers <= MAX_BATCH_TRANSFERS:
+            raise ValueError(f"max_batch_transfers must be 1..{MAX_BATCH_TRANSFERS}")
+        self.store = store
+        self.clock = clock
+        self._max_batch = max_batch_transfers
+        meta = store.initialize({"ledger_id": new_ledger_id()})
+        self.ledger_id = meta["ledger_id"]
+        self.log = TransparencyLog(store, self.ledger_id, clock)
+        """The transparency log: checkpoints, proofs, verification and export."""
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=MAX_QUEUED_JOBS)
+        self._writer: threading.Thread | None = None
+        self._writer_start = threading.Lock()
+        self._closed = False
+
+    @property
+    def network(self) -> str:
+        """This ledger as a CAIP-2 style network id: ``paywire:<ledger-id>``."""
+        return f"paywire:{self.ledger_id}"
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- writes ----------------------------------------------------------------------
+
+    def open_account(self, request: NewAccount) -> Account:
+        """Open an account; opening the same account again returns it unchanged."""
+        account: Account = self._enqueue(_Job(request, (), False, False, _future())).result()
+        return account
+
+    def submit(self, request: NewTransfer) -> Transfer:
+        """Write one transfer (or return the first result of a retried id)."""
+        results: list[Transfer] = self._enqueue(self._job([request], linked=False)).result()
+        return results[0]
+
+    def submit_linked(self, requests: Sequence[NewTransfer]) -> list[Transfer]:
+        """Write transfers that succeed or fail together (`LinkedBatchFailed` names which)."""
+        self._check_linked(requests)
+        results: list[Transfer] = self._enqueue(self._job(requests, linked=True)).result()
+        return results
+
+    def submit_many(self, requests: Sequence[NewTransfer]) -> list[Transfer | LedgerError]:
+        """Write independent transfers in one group; each gets its own result or error."""
+        if not requests:
+            return []
+        job = _Job(None, list(requests), False, True, _future())
+        results: list[Transfer | LedgerError] = self._enqueue(job).result()
+        return results
+
+    async def asubmit(self, request: NewTransfer) -> Transfer:
+        """`submit` for async code: waits for the group commit without blocking the loop."""
+        results: list[Transfer] = await asyncio.wrap_future(
+            self._enqueue(self._job([request], linked=False))
+        )
+        return results[0]
+
+    async def asubmit_linked(self, requests: Sequence[NewTransfer]) -> list[Transfer]:
+        """`submit_linked` for async code."""
+        self._check_linked(requests)
+        results: list[Transfer] = await asyncio.wrap_future(
+            self._enqueue(self._job(requests, linked=True))
+        )
+        return results
+
+    def expire_due(self) -> None:
+        """Expire every hold whose timeout has passed now (the writer also does this)."""
+        self._enqueue(_Job(None, (), False, False, _future())).result()
+
+    @staticmethod
+    def _check_linked(requests: Sequence[NewTransfer]) -> None:
+        if not requests:
+            raise LedgerError("a linked batch needs at least one transfer")
+        if len(requests) > MAX_LINKED_TRANSFERS:
+            raise LedgerError(f"a linked batch holds at most {MAX_LINKED_TRANSFERS} transfers")
+
+    @staticmethod
+    def _job(requests: Sequence[NewTransfer], *, linked: bool) -> _Job:
+        for request in requests:
+            if not isinstance(request, NewTransfer):
+                raise LedgerError("submit takes NewTransfer requests (see paywire.ledger.transfer)")
+        return _Job(None, list(requests), linked, False, _future())
+
+    def _enqueue(self, job: _Job) -> concurrent.futures.Future[Any]:
+        if self._closed:
+            raise LedgerUnavailable("the ledger is closed")
+        self._ensure_writer()
+        try:
+            self._queue.put(job, timeout=QUEUE_WAIT_S)
+        except queue.Full:
+            raise LedgerUnavailable("the ledger is overloaded; retry later") from None
+        return job.future
+
+    def _ensure_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._writer_start:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="paywire-ledger-writer", daemon=True
+                )
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            try:
+                first = self._queue.get(timeout=EXPIRY_POLL_S)
+            except queue.Empty:
+                self._commit([])  # nothing queued: only expire holds that are due
+                continue
+            if first is None:
+                break
+            jobs = [first]
+            count = first.size
+            while count < self._max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                jobs.append(job)
+                count += job.size
+            self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            transaction = self.store.begin_write()
+        except Exception as error:
+            _fail(jobs, _unavailable(error))
+            return
+        try:
+            results = self._apply(transaction, jobs)
+        except Exception as error:
+            transaction.rollback()
+            _fail(jobs, _unavailable(error))
+            return
+        for job, (ok, value) in zip(jobs, results, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    def _apply(self, transaction: WriteTransaction, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        head = transaction.head
+        engine = Engine(
+            transaction,
+            next_index=head.size,
+            last_timestamp=head.last_timestamp,
+            clock=self.clock,
+        )
+        account_ids, transfer_ids = requested_ids(r for job in jobs for r in job.transfers)
+        account_ids.update(job.accounts.id for job in jobs if job.accounts is not None)
+        due = transaction.due_holds(max(self.clock(), head.last_timestamp), MAX_EXPIRIES_PER_BATCH)
+        engine.prefetch(account_ids, transfer_ids | set(due))
+        for hold_id in due:
+            try:
+                engine.expire(hold_id)
+            except LedgerError:  # resolved since the query: nothing to expire
+                continue
+        results: list[tuple[bool, Any]] = []
+        for job in jobs:
+            try:
+                if job.accounts is not None:
+                    results.append((True, engine.open_account(job.accounts)[0]))
+                elif job.many:
+                    results.append((True, _each(engine, job.transfers)))
+                else:
+                    results.append((True, engine.submit(job.transfers, linked=job.linked)))
+            except LedgerError as error:
+                results.append((False, error))
+        if engine.records:
+            frontier = merkle.Frontier.from_bytes(head.size, head.frontier)
+            leaves = [merkle.leaf_hash(record.data) for record in engine.records]
+            nodes = [
+                StoredNode(node.level, node.index, node.hash)
+                for leaf in leaves
+                for node in frontier.append(leaf)
+                if merkle.is_stored_level(node.level)
+            ]
+            assert frontier.size == engine.next_index
+            transaction.write(
+                BatchWrite(
+                    records=engine.records,
+                    leaf_hashes=leaves,
+                    nodes=nodes,
+                    dirty_accounts=list(engine.dirty_accounts.values()),
+                    dirty_holds=list(engine.dirty_holds.values()),
+                    head=LogHead(frontier.size, frontier.to_bytes(), engine.last_timestamp),
+                )
+            )
+            transaction.commit()
+        else:
+            transaction.rollback()
+        return results
+
+    # ----- reads -----------------------------------------------------------------------
+
+    @contextmanager
+    def reader(self) -> Iterator[StoreReader]:
+        """A snapshot of the store: every read inside sees the same instant."""
+        with self.store.read() as reader:
+            yield reader
+
+    def account(self, account_id: str) -> Account:
+        """An account with its balance now."""
+        with self.reader() as reader:
+            state = reader.get_account(account_id)
+        if state is None:
+            raise AccountNotFound(f"account {account_id!r} does not exist")
+        return state.to_account()
+
+    def balance(self, account_id: str) -> Balance:
+        return self.account(account_id).balance
+
+    def accounts(
+        self,
+        *,
+        kind: AccountKind | None = None,
+        owner: str | None = None,
+        after: str | None = None,
+        limit: int = DEFAULT_PAGE_ROWS,
+    ) -> list[Account]:
+        """Accounts in id order, a page at a time (pass the last id as `after`)."""
+        with self.reader() as reader:
+            states = reader.list_accounts(kind=kind, owner=owner, after=after, limit=limit)
+        return [state.to_account() for state in states]
+
+    def transfer(self, transfer_id: str) -> Transfer:
+        """A committed transfer by id."""
+        with self.reader() as reader:
+            state = reader.get_transfer(transfer_id)
+            if state is None:
+                raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
+            return _read_transfer(reader, state)
+
+    def hold_status(self, transfer_id: str) -> HoldStatus:
+        """Whether a pending transfer is still pending, posted, voided or expired."""
+        with self.reader() as reader:
+            state = reader.get_transfer(transfer_id)
+            if state is None or state.hold_state is None:
+                raise TransferNotFound(f"no pending transfer {transfer_id!r}")
+            return HoldStatus(_read_transfer(reader, state), state.hold_state, state.resolved_by)
+
+    def history(
+        self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS
+    ) -> list[Transfer]:
+        """Transfers touching an account, newest first (page with `before=<log_index>`)."""
+        with self.reader() as reader:
+            if reader.get_account(account_id) is None:
+                raise AccountNotFound(f"account {account_id!r} does not exist")
+            transfers = []
+            for index in reader.history(account_id, before=before, limit=limit):
+                data = reader.entry(index)
+                if data is None:
+                    raise StoreCorrupt(f"log entry {index} is missing")
+                entry = decode_entry(data)
+                if not isinstance(entry, TransferEntry):
+                    raise StoreCorrupt(f"log entry {index} is not a transfer")
+                state = reader.get_transfer(entry.id)
+                if state is None:
+                    raise StoreCorrupt(f"transfer {entry.id!r} is in the log but not indexed")
+                transfers.append(_read_transfer(reader, state))
+        return transfers
+
+    def head(self) -> TreeHead:
+        """The log's current size and Merkle root (see `log` for proofs and checkpoints)."""
+        return self.log.head()
+
+
+def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:
+    data = reader.entry(state.log_index)
+    account = reader.get_account(state.debit)
+    if data is None or account is None:
+        raise StoreCorrupt(f"transfer {state.id!r} has no log entry or account")
+    entry = decode_entry(data)
+    if not isinstance(entry, TransferEntry) or entry.id != state.id:
+        raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
+    return Transfer(
+        id=state.id,
+        kind=state.kind,
+        debit_account_id=state.debit,
+        credit_account_id=state.credit,
+        amount=account.asset.atomic(state.amount),
+        code=state.code,
+        timestamp=state.timestamp,
+        log_index=state.log_index,
+        pending_id=state.pending_id,
+        timeout_s=entry.timeout_s,
+        expires_at=state.expires_at,
+        metadata=entry.metadata or {},
+        authorization=entry.authorization,
+    )
+
+
+def _each(engine: Engine, requests: Sequence[NewTransfer]) -> list[Transfer | LedgerError]:
+    results: list[Transfer | LedgerError] = []
+    for request in requests:
+        try:
+            results.append(engine.submit([request], linked=False)[0])
+        except LedgerError as error:
+            results.append(error)
+    return results
+
+
+def _future() -> concurrent.futures.Future[Any]:
+    return concurrent.futures.Future()
+
+
+def _unavailable(error: Exception) -> LedgerError:
+    if isinstance(error, LedgerError):
+        return error
+    return LedgerUnavailable(f"the ledger could not commit ({type(error).__name__}: {error})")
+
+
+def _fail(jobs: list[_Job], error: LedgerError) -> None:
+    for job in jobs:
+        job.future.set_exception(error)
+
+
+__all__ = ["Ledger", "TreeHead", "new_id"]

@@ -7,101 +7,24 @@ binaries are missing the PostgreSQL variants skip with a visible reason.
 
 from __future__ import annotations
 
-import itertools
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from paywire._dev.postgres import PostgresServer, binaries
+from paywire._dev.postgres import postgres_server as postgres_server_running
 from paywire.ledger import Ledger, open_ledger
-
-PG_USER = "paywire"
-
-
-@dataclass
-class PostgresServer:
-    host: str
-    port: int
-    _counter: Iterator[int]
-
-    def url(self, database: str) -> str:
-        return f"postgresql://{PG_USER}@{self.host}:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        import psycopg
-
-        name = f"t{next(self._counter)}_{os.getpid()}"
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
+    """One real PostgreSQL server for the session; skips visibly where it cannot run."""
+    if binaries() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
-    base = Path(tempfile.mkdtemp(prefix="paywire-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as a plain user
-        user = "postgres" if _has_user("postgres") else "nobody"
-        prefix = ["runuser", "-u", user, "--"]
-        base.chmod(0o755)
-        shutil.chown(base, user=user)
-    data, log = base / "data", base / "server.log"
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    started = subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if started.returncode != 0:
-        pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{_tail(log)}")
-    try:
-        yield PostgresServer("127.0.0.1", port, itertools.count())
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text()[-2000:]
-    except OSError:
-        return ""
+    with postgres_server_running() as server:
+        yield server
 
 
 class FakeClock:

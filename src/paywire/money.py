@@ -144,7 +144,8 @@ class Amount:
 
     def to_decimal(self) -> Decimal:
         """The amount in whole units, exactly (for display and interchange, never for math)."""
-        return Decimal(self.atomic).scaleb(-self.asset.decimals)
+        # From text, not scaleb: Decimal arithmetic rounds at the context's 28 digits.
+        return Decimal(self.format())
 
     def format(self) -> str:
         """Whole units with trailing zeros trimmed, e.g. ``0.01``."""

@@ -176,15 +176,21 @@ def test_balance_overflow(ledger: Ledger) -> None:
 def test_idempotent_retry_returns_first_result(ledger: Ledger) -> None:
     open_accounts(ledger)
     fund(ledger, "alice", 100)
-    first = ledger.submit(transfer("pay-1", "alice", "bob", USD(60)))
-    again = ledger.submit(transfer("pay-1", "alice", "bob", USD(60)))
+    request = transfer("pay-1", "alice", "bob", USD(60), metadata={"m": 1}, authorization="sig")
+    first = ledger.submit(request)
+    again = ledger.submit(request)
     assert again.replayed and not first.replayed
     assert again == first
+    assert again.metadata == {"m": 1} and again.authorization == "sig"
     assert ledger.balance("alice").available == 40
     with pytest.raises(IdempotencyConflict):
-        ledger.submit(transfer("pay-1", "alice", "bob", USD(61)))
+        ledger.submit(transfer("pay-1", "alice", "bob", USD(61), metadata={"m": 1}))
     with pytest.raises(IdempotencyConflict):
-        ledger.submit(transfer("pay-1", "alice", "bob", USD(60), metadata={"x": 1}))
+        ledger.submit(transfer("pay-1", "alice", "bob", USD(60), metadata={"m": 2}))
+    with pytest.raises(IdempotencyConflict):
+        ledger.submit(transfer("pay-1", "alice", "bob", USD(60), metadata={"m": 1}))
+    same_in_one_batch = ledger.submit_many([request, request])
+    assert all(not isinstance(r, Exception) and r.replayed for r in same_in_one_batch)
 
 
 def test_idempotency_holds_across_reopen(make_ledger, clock) -> None:  # type: ignore[no-untyped-def]
@@ -318,7 +324,11 @@ def test_linked_batch_with_hold_and_post(ledger: Ledger) -> None:
     open_accounts(ledger)
     fund(ledger, "alice", 100)
     done = ledger.submit_linked(
-        [hold("h", "alice", "bob", USD(50)), post("p", "h", USD(20)), transfer("t", "alice", "bob", USD(80))]
+        [
+            hold("h", "alice", "bob", USD(50)),
+            post("p", "h", USD(20)),
+            transfer("t", "alice", "bob", USD(80)),
+        ]
     )
     assert [t.kind for t in done] == [TransferKind.PENDING, TransferKind.POST, TransferKind.SINGLE]
     assert ledger.balance("alice") == Balance(0, 100, 0, 100)

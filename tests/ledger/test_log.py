@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def busy_ledger(ledger: Ledger, clock) -> None:  # type: ignore[no-untyped-def]
     ledger.submit(hold("h3", "alice", "bob", USD(50), timeout_s=1))
     clock.advance(2)
     ledger.expire_due()
-    ledger.submit_linked([transfer("l1", "alice", "bob", USD(1)), transfer("l2", "bob", "alice", USD(1))])
+    ledger.submit_linked(
+        [transfer("l1", "alice", "bob", USD(1)), transfer("l2", "bob", "alice", USD(1))]
+    )
 
 
 def test_verify_passes_and_counts(ledger: Ledger, clock, operator: PrivateKey) -> None:  # type: ignore[no-untyped-def]
@@ -126,7 +129,9 @@ def test_export_audits_offline(ledger: Ledger, clock, operator: PrivateKey, tmp_
     assert not wrong.ok
 
 
-def test_every_changed_byte_of_an_export_is_detected(ledger: Ledger, operator: PrivateKey, tmp_path: Path) -> None:
+def test_every_changed_byte_of_an_export_is_detected(
+    ledger: Ledger, operator: PrivateKey, tmp_path: Path
+) -> None:
     ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
     ledger.open_account(NewAccount("a", USDC))
     ledger.submit(transfer("f", "world", "a", USD(100), metadata={"k": "v"}))
@@ -151,7 +156,9 @@ def test_every_changed_byte_of_an_export_is_detected(ledger: Ledger, operator: P
                 assert report.first_problem is not None
 
 
-def test_audit_names_the_first_wrong_entry(ledger: Ledger, operator: PrivateKey, tmp_path: Path) -> None:
+def test_audit_names_the_first_wrong_entry(
+    ledger: Ledger, operator: PrivateKey, tmp_path: Path
+) -> None:
     ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
     ledger.open_account(NewAccount("a", USDC))
     for n in range(5):
@@ -165,11 +172,12 @@ def test_audit_names_the_first_wrong_entry(ledger: Ledger, operator: PrivateKey,
     problem = report.first_problem
     assert problem is not None
     # The changed entry replays fine on its own; the signed root catches it.
-    assert "root does not match" in problem.message
+    assert problem.index == 3 and problem.line == 5
+    assert "leaf the ledger recorded" in problem.message
 
 
 def test_overdraft_smuggled_into_an_export_is_named(tmp_path: Path, operator: PrivateKey) -> None:
-    """A forged log whose operator re-signed everything still breaks the ledger's rules."""
+    """A forged log, with its leaf hashes recomputed, still breaks the ledger's rules."""
     from paywire.ledger import open_ledger
 
     with open_ledger(f"sqlite:///{tmp_path / 'a.db'}") as ledger:
@@ -181,7 +189,10 @@ def test_overdraft_smuggled_into_an_export_is_named(tmp_path: Path, operator: Pr
         good = export_file(ledger, operator, tmp_path / "good.jsonl")
     # Rebuild a ledger whose t1 moves 11, then re-sign: the rules, not the root, refuse it.
     forged_lines = good.split(b"\n")
-    forged_lines[5] = forged_lines[5].replace(b'"amount":"10"', b'"amount":"11"')
+    entry = forged_lines[5][len(b'{"entry":') : forged_lines[5].index(b',"leaf":')]
+    entry = entry.replace(b'"amount":"10"', b'"amount":"11"')
+    leaf = hashlib.sha256(b"\0" + entry).hexdigest().encode()
+    forged_lines[5] = b'{"entry":' + entry + b',"leaf":"' + leaf + b'"}'
     (tmp_path / "forged.jsonl").write_bytes(b"\n".join(forged_lines[:6]) + b"\n")
     report = audit_export(tmp_path / "forged.jsonl", operator=operator.address)
     assert not report.ok
@@ -201,7 +212,9 @@ def test_overdraft_smuggled_into_an_export_is_named(tmp_path: Path, operator: Pr
         lambda data: b"\xff\xfe" + data,  # not UTF-8
     ],
 )
-def test_malformed_exports_fail_cleanly(ledger: Ledger, operator: PrivateKey, tmp_path: Path, mangle) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_exports_fail_cleanly(
+    ledger: Ledger, operator: PrivateKey, tmp_path: Path, mangle
+) -> None:  # type: ignore[no-untyped-def]
     ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
     ledger.open_account(NewAccount("a", USDC))
     ledger.submit(transfer("t0", "world", "a", USD(10)))

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import typer
 
 from paywire.cli import _common
-from paywire.cli.log import audit_command
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
+from paywire.cli.log import audit_command
 from paywire.cli.wallet import wallet_app
 from paywire.errors import PaywireError
 

@@ -1,5 +1,202 @@
-"""`paywire demo` (placeholder, being written)."""
+"""`paywire demo`: a guided tour of the books, run with the real CLI on a real SQLite file.
+
+Every step is a `paywire` command, printed and then run in this process, in a demo folder
+(``./.paywire-demo`` by default) that the tour empties first; the export and the ledger it
+leaves behind can be inspected after. Keys are encrypted with a demo passphrase and the
+light KDF: nothing here is meant to hold real money.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from paywire.cli._common import console
+from paywire.errors import PaywireError
+
+MARKER = ".paywire-demo"
+"""A file that marks a folder as the demo's own, so the tour never empties anything else."""
+
+DEMO_PASSPHRASE = "demo passphrase, not for real funds"  # noqa: S105 (a public demo value)
 
 
-def demo_command() -> None:
-    """A short tour of paywire."""
+class DemoFailed(PaywireError):
+    code = "demo_failed"
+
+
+def demo_command(
+    folder: Path = typer.Option(
+        Path(".paywire-demo"), "--dir", help="The demo's folder (emptied first)."
+    ),
+) -> None:
+    """A short tour of the ledger: wallets, accounts, payments, holds, idempotent retries,
+    refused overdrafts, signed checkpoints, proofs, verification and an offline audit."""
+    _prepare(folder)
+    started = time.perf_counter()
+    with _environment(folder):
+        tour = _Tour(folder)
+        tour.run()
+    console.print(
+        f"\n[bold green]Tour complete[/] in {time.perf_counter() - started:.1f} s. "
+        f"The ledger and its export are in {folder}/ "
+        f"(try: PAYWIRE_HOME={folder} paywire ledger history alice)."
+    )
+
+
+def _prepare(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            raise DemoFailed(
+                f"{folder} exists and is not a paywire demo folder; pick another --dir"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("This folder belongs to `paywire demo`, which empties it.\n")
+
+
+@contextmanager
+def _environment(folder: Path) -> Iterator[None]:
+    """The demo's own settings, restored after: its home, passphrase and light KDF."""
+    saved = {key: os.environ.get(key) for key in (*_DEMO_ENV, "PAYWIRE_HOME", "PAYWIRE_DB")}
+    os.environ.update(_DEMO_ENV)
+    os.environ["PAYWIRE_HOME"] = str(folder.resolve())
+    os.environ.pop("PAYWIRE_DB", None)  # the demo's ledger is its own SQLite file
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_DEMO_ENV = {"PAYWIRE_PASSPHRASE": DEMO_PASSPHRASE, "PAYWIRE_LIGHT_KDF": "1"}
+
+
+class _Tour:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.step = 0
+
+    def say(self, title: str, why: str) -> None:
+        self.step += 1
+        console.print(f"\n[bold]{self.step}. {title}[/]")
+        console.print(f"[dim]{why}[/]")
+
+    def paywire(self, command: str, *, expect_failure: bool = False) -> None:
+        from paywire.cli import run
+
+        console.print(f"[bold cyan]$ paywire {command}[/]")
+        code = run(shlex.split(command))
+        if expect_failure and code == 0:
+            raise DemoFailed(f"`paywire {command}` should have been refused")
+        if not expect_failure and code != 0:
+            raise DemoFailed(f"`paywire {command}` failed (exit {code})")
+
+    def run(self) -> None:
+        console.print(
+            "[bold]paywire demo[/]: the books behind agent payments, on an embedded SQLite "
+            f"ledger in {self.folder}/"
+        )
+        self.say(
+            "Wallets",
+            "Each party has a secp256k1 key in an encrypted keystore v3 file (scrypt). "
+            "The operator's key signs the ledger's checkpoints.",
+        )
+        for name in ("operator", "alice", "search-api"):
+            self.paywire(f"wallet new {name}")
+        self.paywire("wallet list")
+
+        self.say("A ledger", "Double-entry books whose journal is a Merkle transparency log.")
+        self.paywire("ledger init")
+        self.paywire("ledger account open world --kind external --asset USDC")
+        self.paywire("ledger account open alice --kind agent --owner alice")
+        self.paywire("ledger account open search-api --kind provider --owner search-api")
+        self.paywire("ledger account list")
+
+        self.say(
+            "Funding",
+            "Value enters through the external account (later: a chain deposit). Amounts are "
+            "integers of atomic units: $5 is 5,000,000 USDC units.",
+        )
+        self.paywire(
+            "ledger transfer --from world --to alice --amount '$5' --code 20 --id deposit-1 "
+            "--meta source=faucet"
+        )
+
+        self.say("Paying per request", "Alice's agent pays a search API a fraction of a cent.")
+        for n in (1, 2, 3):
+            self.paywire(
+                f"ledger transfer --from alice --to search-api --amount '$0.002' --code 10 "
+                f"--id pay-{n} --meta task=t-42 --meta tool=search --meta request={n}"
+            )
+
+        self.say(
+            "Retries are safe",
+            "The same id with the same request returns the first result: nothing moves twice.",
+        )
+        self.paywire(
+            "ledger transfer --from alice --to search-api --amount '$0.002' --code 10 "
+            "--id pay-1 --meta task=t-42 --meta tool=search --meta request=1"
+        )
+        console.print("[dim]The same id with a different request is refused:[/]")
+        self.paywire(
+            "ledger transfer --from alice --to search-api --amount '$0.5' --code 10 --id pay-1",
+            expect_failure=True,
+        )
+
+        self.say("Overdrafts are refused", "An agent wallet cannot go below zero, atomically.")
+        self.paywire(
+            "ledger transfer --from alice --to search-api --amount '$100'", expect_failure=True
+        )
+
+        self.say(
+            "Holds",
+            "Reserve now, settle later: the base of escrow and payment channels. Post part of "
+            "a hold and the rest is released.",
+        )
+        self.paywire(
+            "ledger transfer --from alice --to search-api --amount '$0.50' --hold "
+            "--timeout 3600 --id hold-1 --meta task=t-42"
+        )
+        self.paywire("ledger balance alice")
+        self.paywire("ledger post hold-1 --amount '$0.20' --id settle-1")
+        self.paywire("ledger balance world alice search-api")
+        self.paywire("ledger history alice")
+
+        self.say(
+            "A signed checkpoint and a proof",
+            "The operator signs the tree head (EIP-712); anyone can check that pay-1 is in it.",
+        )
+        self.paywire("ledger checkpoint")
+        self.paywire("ledger proof pay-1")
+
+        self.say("Verify", "Recompute every balance from the log and check the store against it.")
+        self.paywire("ledger verify")
+
+        self.say("Export and audit offline", "No database needed to check the books.")
+        export = self.folder / "books.jsonl"
+        self.paywire(f"ledger export {export}")
+        from paywire.crypto.keystore import KeyStore
+
+        operator = KeyStore(self.folder / "keys").info("operator").address
+        self.paywire(f"audit {export} --operator {operator}")
+
+        self.say(
+            "Tampering is caught",
+            "Change one digit of one amount in a copy of the export and audit it again.",
+        )
+        tampered = self.folder / "tampered.jsonl"
+        lines = export.read_bytes().split(b"\n")
+        target = next(n for n, line in enumerate(lines) if b'"id":"pay-2"' in line)
+        lines[target] = lines[target].replace(b'"amount":"2000"', b'"amount":"2001"')
+        tampered.write_bytes(b"\n".join(lines))
+        self.paywire(f"audit {tampered} --operator {operator}", expect_failure=True)

@@ -395,7 +395,5 @@ def history(
         other = t.credit_account_id if out else t.debit_account_id
         when = datetime.fromtimestamp(t.timestamp / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
         meta = ", ".join(f"{k}={v}" for k, v in t.metadata.items())
-        table.add_row(
-            str(t.log_index), when, str(t.kind), t.id, f"{sign}{t.amount}", other, meta
-        )
+        table.add_row(str(t.log_index), when, str(t.kind), t.id, f"{sign}{t.amount}", other, meta)
     console.print(table)

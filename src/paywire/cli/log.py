@@ -62,9 +62,7 @@ def init(
         ledger.log.set_operator(info.address)
         console.print(f"ledger [bold]{ledger.ledger_id}[/] (network {ledger.network})")
     console.print(f"  store:    {ledger_url()}")
-    console.print(
-        f"  operator: {info.address} (wallet {operator!r}{', new' if created else ''})"
-    )
+    console.print(f"  operator: {info.address} (wallet {operator!r}{', new' if created else ''})")
 
 
 @ledger_app.command("checkpoint")
@@ -113,7 +111,8 @@ def export(
         except OSError as error:
             raise PaywireError(f"cannot write {path}: {error.strerror}") from None
     console.print(
-        f"exported {summary.entries} entries and {summary.checkpoints} checkpoints to {path}"
+        f"exported {_count(summary.entries, 'entry', 'entries')} and "
+        f"{_count(summary.checkpoints, 'checkpoint')} to {path}"
     )
 
 
@@ -172,16 +171,23 @@ def _print_report(report: AuditReport, as_json: bool, what: str) -> None:
         )
     else:
         console.print(
-            f"{what}: {report.entries} entries ({report.accounts} accounts, "
-            f"{report.transfers} transfers), {report.checkpoints} checkpoints "
-            f"signed by {report.operator or 'nobody yet'}"
+            f"{what}: {_count(report.entries, 'entry', 'entries')} "
+            f"({_count(report.accounts, 'account')}, {_count(report.transfers, 'transfer')}), "
+            f"{_count(report.checkpoints, 'checkpoint')} signed by "
+            f"{report.operator or 'nobody yet'}"
         )
         console.print(f"  root {report.root_hash.hex()} at size {report.entries}")
         for code, total in sorted(report.assets.items()):
             console.print(f"  {code}: postings sum to {total}")
         if report.ok:
-            console.print("[bold green]OK[/]: every entry replays, every balance and bound "
-                          "holds, every checkpoint is signed and consistent")
+            console.print(
+                "[bold green]OK[/]: every entry replays, every balance and bound "
+                "holds, every checkpoint is signed and consistent"
+            )
     if not report.ok:
         first = report.first_problem
         raise AuditFailed(f"{what} failed its audit: {first}")
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else (many or one + 's')}"

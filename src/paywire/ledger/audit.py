@@ -86,6 +86,9 @@ class _NoState:
     def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]:
         return {}
 
+    def entry(self, index: int) -> bytes | None:
+        return None
+
 
 class _Stop(Exception):
     """The first problem in the log: replaying further would only echo it."""
@@ -121,17 +124,22 @@ class Auditor:
         if len(self.report.problems) < MAX_PROBLEMS:
             self.report.problems.append(Problem(index, message, self.line))
 
-    def add_entry(self, data: bytes) -> None:
-        """Replay one log entry (its exact bytes)."""
+    def add_entry(self, data: bytes, *, recorded_leaf: bytes | None = None) -> None:
+        """Replay one log entry (its exact bytes). `recorded_leaf` is the leaf hash the
+        ledger recorded for it, when known: the tree is built from those, so a changed
+        entry is named here, and a changed record is caught by the signed root."""
         if self._stopped:
             return
         index = self.size
+        leaf = merkle.leaf_hash(data)
         try:
+            if recorded_leaf is not None and recorded_leaf != leaf:
+                self._stop(index, "its bytes do not hash to the leaf the ledger recorded")
             self._replay(index, data)
         except _Stop:
             self._stopped = True
             return
-        self._tree.append(merkle.leaf_hash(data))
+        self._tree.append(leaf)
         self.report.entries += 1
 
     def _replay(self, index: int, data: bytes) -> None:

@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from paywire.ledger.entries import AccountEntry, LogEntry, TransferEntry, canonical_json
+from paywire.ledger.entries import (
+    AccountEntry,
+    TransferEntry,
+    canonical_json,
+    decode_entry,
+    encode_transfer,
+)
 from paywire.ledger.errors import (
     AccountNotFound,
     AssetMismatch,
@@ -37,7 +43,6 @@ from paywire.ledger.errors import (
     StoreCorrupt,
 )
 from paywire.ledger.model import (
-    MAX_ATOMIC,
     Account,
     AccountFlag,
     AccountKind,
@@ -49,7 +54,7 @@ from paywire.ledger.model import (
     Transfer,
     TransferKind,
 )
-from paywire.money import Amount, Asset, format_atomic
+from paywire.money import MAX_ATOMIC, Amount, Asset, format_atomic
 
 NS_PER_S = 1_000_000_000
 
@@ -92,6 +97,12 @@ class AccountState:
     credits_pending: int = 0
     credits_posted: int = 0
     metadata: dict[str, JsonValue] = field(default_factory=dict)
+    bounded_by_credits: bool = field(init=False)
+    bounded_by_debits: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bounded_by_credits = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in self.flags
+        self.bounded_by_debits = AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in self.flags
 
     def balance(self) -> Balance:
         return Balance(
@@ -139,12 +150,16 @@ class StateSource(Protocol):
 
     def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]: ...
 
+    def entry(self, index: int) -> bytes | None:
+        """A committed log entry's bytes (to answer a replayed request in full)."""
+        ...
+
 
 @dataclass(slots=True)
 class NewRecord:
     """One log entry produced by a batch, with what the store must write for it."""
 
-    entry: LogEntry
+    index: int
     data: bytes
     account: AccountState | None = None
     transfer: TransferState | None = None
@@ -325,7 +340,7 @@ class Engine:
             )
             self._accounts[request.id] = state
             self._undo.new_accounts.append(request.id)
-            self._append(NewRecord(entry, entry.encode(), account=state))
+            self._append(NewRecord(entry.index, entry.encode(), account=state))
         except BaseException:
             self._rollback(savepoint)
             raise
@@ -337,7 +352,7 @@ class Engine:
         """Apply `requests`; with `linked`, all or none (raises `LinkedBatchFailed`)."""
         if not linked:
             return [self._one(request) for request in requests]
-        fingerprints = [fingerprint(request.body()) for request in requests]
+        fingerprints = [request.fingerprint() for request in requests]
         existing = [self.transfer_state(request.id) for request in requests]
         if any(state is not None for state in existing):
             return self._replay_linked(fingerprints, existing)
@@ -370,16 +385,28 @@ class Engine:
         return results
 
     def _one(self, request: NewTransfer) -> Transfer:
-        print_ = fingerprint(request.body())
+        print_ = request.fingerprint()
         existing = self.transfer_state(request.id)
         if existing is not None:
             return self._replayed(existing, request, print_)
+        if request.kind is TransferKind.SINGLE or request.kind is TransferKind.PENDING:
+            return self._move(request, print_)  # checks everything before it mutates
         savepoint = self._savepoint()
         try:
-            return self._apply(request, print_)
+            return self._resolve(request, print_)
         except BaseException:
             self._rollback(savepoint)
             raise
+
+    def submit_each(self, requests: Sequence[NewTransfer]) -> list[Transfer | LedgerError]:
+        """Apply independent requests; each gets its result or its refusal."""
+        results: list[Transfer | LedgerError] = []
+        for request in requests:
+            try:
+                results.append(self._one(request))
+            except LedgerError as error:
+                results.append(error)
+        return results
 
     def _replayed(self, existing: TransferState, request: NewTransfer, print_: bytes) -> Transfer:
         if existing.fingerprint != print_:
@@ -398,6 +425,8 @@ class Engine:
         return self._resolve(request, print_)
 
     def _move(self, request: NewTransfer, print_: bytes) -> Transfer:
+        # The hot path: every check runs before the first mutation, so a refused transfer
+        # has nothing to undo.
         assert request.debit_account_id is not None and request.credit_account_id is not None
         assert request.amount is not None and request.code is not None
         debit = self._require_account(request.debit_account_id)
@@ -405,54 +434,94 @@ class Engine:
         if debit is credit:
             raise SameAccount(f"a transfer needs two different accounts, not {debit.id!r} twice")
         amount = request.amount
-        if debit.asset != amount.asset or credit.asset != amount.asset:
+        asset = amount.asset
+        if debit.asset != asset or credit.asset != asset:
             raise AssetMismatch(
-                f"transfer is in {amount.asset.code} but {debit.id!r} holds {debit.asset.code} "
+                f"transfer is in {asset.code} but {debit.id!r} holds {debit.asset.code} "
                 f"and {credit.id!r} holds {credit.asset.code}"
             )
         atomic = amount.atomic
-        timestamp = self._next_timestamp()
         pending = request.kind is TransferKind.PENDING
         if pending:
-            self._add(debit, "debits_pending", atomic)
-            self._add(credit, "credits_pending", atomic)
+            debit_field, credit_field = "debits_pending", "credits_pending"
+            debit_value = debit.debits_pending + atomic
+            credit_value = credit.credits_pending + atomic
         else:
-            self._add(debit, "debits_posted", atomic)
-            self._add(credit, "credits_posted", atomic)
-        self._check_bounds(debit, credit, atomic)
+            debit_field, credit_field = "debits_posted", "credits_posted"
+            debit_value = debit.debits_posted + atomic
+            credit_value = credit.credits_posted + atomic
+        if debit_value > MAX_ATOMIC or credit_value > MAX_ATOMIC:
+            raise BalanceOverflow(f"a counter of {debit.id!r} or {credit.id!r} would pass 2^128-1")
+        if debit.bounded_by_credits and (
+            debit.debits_pending + debit.debits_posted + atomic > debit.credits_posted
+        ):
+            raise _overdraft(debit, atomic)
+        if credit.bounded_by_debits and (
+            credit.credits_pending + credit.credits_posted + atomic > credit.debits_posted
+        ):
+            raise ExceedsDebits(
+                f"account {credit.id!r} may not be credited beyond its debits; the transfer "
+                f"of {format_atomic(atomic, asset.decimals)} {asset.code} would"
+            )
+        timestamp = self._next_timestamp()
+        self._set(debit, debit_field, debit_value)
+        self._set(credit, credit_field, credit_value)
+        self.dirty_accounts[debit.id] = debit
+        self.dirty_accounts[credit.id] = credit
         expires_at = None
         if pending and request.timeout_s is not None:
             expires_at = timestamp + request.timeout_s * NS_PER_S
+        index = self.next_index
         state = TransferState(
-            id=request.id,
-            kind=request.kind,
-            debit=debit.id,
-            credit=credit.id,
-            amount=atomic,
-            asset=amount.asset.code,
-            code=request.code,
-            timestamp=timestamp,
-            log_index=self.next_index,
-            fingerprint=print_,
-            expires_at=expires_at,
-            hold_state=HoldState.PENDING if pending else None,
+            request.id,
+            request.kind,
+            debit.id,
+            credit.id,
+            atomic,
+            asset.code,
+            request.code,
+            timestamp,
+            index,
+            print_,
+            None,
+            expires_at,
+            HoldState.PENDING if pending else None,
         )
-        entry = TransferEntry(
-            index=self.next_index,
-            timestamp=timestamp,
-            id=request.id,
-            kind=request.kind,
-            debit=debit.id,
-            credit=credit.id,
-            amount=atomic,
-            asset=amount.asset.code,
-            code=request.code,
-            timeout_s=request.timeout_s,
-            expires_at=expires_at,
-            metadata=dict(request.metadata or {}) or None,
-            authorization=request.authorization,
+        data = encode_transfer(
+            index,
+            timestamp,
+            request.id,
+            request.kind,
+            debit.id,
+            credit.id,
+            atomic,
+            asset.code,
+            request.code,
+            None,
+            request.timeout_s,
+            expires_at,
+            request.metadata_json,
+            request.authorization,
         )
-        return self._record_transfer(state, entry)
+        self._transfers[request.id] = state
+        self._undo.new_transfers.append(request.id)
+        self.records.append(NewRecord(index, data, transfer=state))
+        self.next_index = index + 1
+        return Transfer(
+            request.id,
+            request.kind,
+            debit.id,
+            credit.id,
+            amount,
+            request.code,
+            timestamp,
+            index,
+            None,
+            request.timeout_s,
+            expires_at,
+            request.metadata or {},
+            request.authorization,
+        )
 
     def _resolve(self, request: NewTransfer, print_: bytes) -> Transfer:
         assert request.pending_id is not None
@@ -514,6 +583,7 @@ class Engine:
             pending_id=hold.id,
             metadata=dict(request.metadata or {}) or None,
             authorization=request.authorization,
+            metadata_json=request.metadata_json,
         )
         return self._record_transfer(state, entry)
 
@@ -590,33 +660,14 @@ class Engine:
         self._set(account, counter, value)
         self.dirty_accounts[account.id] = account
 
-    def _check_bounds(self, debit: AccountState, credit: AccountState, amount: int) -> None:
-        if AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in debit.flags and (
-            debit.debits_pending + debit.debits_posted > debit.credits_posted
-        ):
-            available = debit.credits_posted - debit.debits_posted - debit.debits_pending + amount
-            decimals = debit.asset.decimals
-            raise ExceedsCredits(
-                f"account {debit.id!r} would be overdrawn: it has "
-                f"{format_atomic(available, decimals)} {debit.asset.code} available and the "
-                f"transfer is {format_atomic(amount, decimals)} {debit.asset.code}"
-            )
-        if AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in credit.flags and (
-            credit.credits_pending + credit.credits_posted > credit.debits_posted
-        ):
-            raise ExceedsDebits(
-                f"account {credit.id!r} may not be credited beyond its debits; the transfer "
-                f"of {format_atomic(amount, credit.asset.decimals)} {credit.asset.code} would"
-            )
-
     def _record_transfer(self, state: TransferState, entry: TransferEntry) -> Transfer:
         self._transfers[state.id] = state
         self._undo.new_transfers.append(state.id)
-        self._append(NewRecord(entry, entry.encode(), transfer=state))
+        self._append(NewRecord(entry.index, entry.encode(), transfer=state))
         return self.to_transfer(state, entry=entry)
 
     def _append(self, record: NewRecord) -> None:
-        assert record.entry.index == self.next_index
+        assert record.index == self.next_index
         self.records.append(record)
         self.next_index += 1
 
@@ -631,6 +682,8 @@ class Engine:
         account = self.account(state.debit)
         if account is None:
             raise StoreCorrupt(f"transfer {state.id!r} names a missing account {state.debit!r}")
+        if entry is None:
+            entry = self._entry_of(state)
         return Transfer(
             id=state.id,
             kind=state.kind,
@@ -641,12 +694,33 @@ class Engine:
             timestamp=state.timestamp,
             log_index=state.log_index,
             pending_id=state.pending_id,
-            timeout_s=entry.timeout_s if entry else None,
+            timeout_s=entry.timeout_s,
             expires_at=state.expires_at,
-            metadata=(entry.metadata or {}) if entry else {},
-            authorization=entry.authorization if entry else None,
+            metadata=entry.metadata or {},
+            authorization=entry.authorization,
             replayed=replayed,
         )
+
+    def _entry_of(self, state: TransferState) -> TransferEntry:
+        first = self.records[0].index if self.records else self.next_index
+        if state.log_index >= first:
+            data: bytes | None = self.records[state.log_index - first].data
+        else:
+            data = self._source.entry(state.log_index)
+        entry = decode_entry(data) if data is not None else None
+        if not isinstance(entry, TransferEntry) or entry.id != state.id:
+            raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
+        return entry
+
+
+def _overdraft(debit: AccountState, amount: int) -> ExceedsCredits:
+    available = debit.credits_posted - debit.debits_posted - debit.debits_pending
+    decimals, code = debit.asset.decimals, debit.asset.code
+    return ExceedsCredits(
+        f"account {debit.id!r} would be overdrawn: it has "
+        f"{format_atomic(available, decimals)} {code} available and the "
+        f"transfer is {format_atomic(amount, decimals)} {code}"
+    )
 
 
 def requested_ids(requests: Iterable[NewTransfer]) -> tuple[set[str], set[str]]:

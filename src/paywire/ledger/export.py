@@ -1,14 +1,17 @@
 """Export the log as JSON Lines, and audit such a file offline.
 
-The file is a header line, then every log entry's exact bytes, one per line, with each
-signed checkpoint on its own line right after the entry that completes its tree. It ends
-with a checkpoint, so a signature covers every entry: change any byte and the audit fails,
-naming the first entry (and line) that is wrong.
+The file is a header line, then one line per log entry: the entry's exact bytes with the
+leaf hash the ledger recorded for it, and each signed checkpoint on its own line right
+after the entry that completes its tree. It ends with a checkpoint, so a signature covers
+every entry. Change any byte and the audit fails; the recorded leaf hashes (which the
+signed roots vouch for) let it name the entry that was changed:
 
     {"format":"paywire-ledger-export","ledger_id":"...","operator":"0x...","version":1}
-    {"asset":"USDC","decimals":6,...,"type":"account"}
-    {"amount":"10000",...,"type":"transfer"}
+    {"entry":{"asset":"USDC","decimals":6,...,"type":"account"},"leaf":"9f2c..."}
+    {"entry":{"amount":"10000",...,"type":"transfer"},"leaf":"41ab..."}
     {"ledger_id":"...","root_hash":"...","signature":"0x...",...,"type":"checkpoint"}
+
+Every line is canonical JSON (sorted keys, no spaces, ASCII escapes).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 EXPORT_FORMAT = "paywire-ledger-export"
 EXPORT_VERSION = 1
 
-MAX_LINE_BYTES = max(MAX_ENTRY_BYTES, MAX_CHECKPOINT_LINE_BYTES) + 1
+MAX_LINE_BYTES = max(MAX_ENTRY_BYTES + 100, MAX_CHECKPOINT_LINE_BYTES) + 1
 """No valid line is longer; reading stops there, so a hostile file cannot exhaust memory."""
 
 _CHECKPOINT_PREFIX = b'{"ledger_id":'
@@ -61,8 +64,10 @@ def export_log(log: TransparencyLog, out: BinaryIO) -> ExportSummary:
             "operator": operator,
         }
         out.write(canonical_json(header) + b"\n")
-        for index, data in reader.entries(0, size):
-            out.write(data + b"\n")
+        leaves = reader.leaf_hashes(0, size)
+        for (index, data), leaf in zip(reader.entries(0, size), leaves, strict=True):
+            # The entry is canonical JSON already, so this line is canonical too.
+            out.write(b'{"entry":' + data + b',"leaf":"' + leaf.hex().encode() + b'"}\n')
             checkpoint = at_size.get(index + 1)
             if checkpoint is not None:
                 signed = Checkpoint(
@@ -113,10 +118,33 @@ def audit_export(path: str | Path, *, operator: str | None = None) -> AuditRepor
                     break
                 auditor.add_checkpoint(checkpoint)
             else:
-                auditor.add_entry(data)
+                entry, leaf = _entry_line(data)
+                if entry is None:
+                    auditor.problem(auditor.size, f"line {line_number} is not an entry line")
+                    break
+                auditor.add_entry(entry, recorded_leaf=leaf)
             if not auditor.report.ok:
                 break
     return auditor.finish(require_checkpoint=True)
+
+
+def _entry_line(data: bytes) -> tuple[bytes | None, bytes | None]:
+    """Split an entry line into the entry's bytes and its recorded leaf hash."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(value, dict) or set(value) != {"entry", "leaf"}:
+        return None, None
+    if canonical_json(value) != data or not isinstance(value["leaf"], str):
+        return None, None
+    try:
+        leaf = bytes.fromhex(value["leaf"])
+    except ValueError:
+        return None, None
+    if len(leaf) != 32 or leaf.hex() != value["leaf"]:
+        return None, None
+    return canonical_json(value["entry"]), leaf
 
 
 def _header(first: bytes) -> dict[str, Any]:

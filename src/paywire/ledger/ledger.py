@@ -279,7 +279,7 @@ class Ledger:
                 if job.accounts is not None:
                     results.append((True, engine.open_account(job.accounts)[0]))
                 elif job.many:
-                    results.append((True, _each(engine, job.transfers)))
+                    results.append((True, engine.submit_each(job.transfers)))
                 else:
                     results.append((True, engine.submit(job.transfers, linked=job.linked)))
             except LedgerError as error:
@@ -406,16 +406,6 @@ def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:
         metadata=entry.metadata or {},
         authorization=entry.authorization,
     )
-
-
-def _each(engine: Engine, requests: Sequence[NewTransfer]) -> list[Transfer | LedgerError]:
-    results: list[Transfer | LedgerError] = []
-    for request in requests:
-        try:
-            results.append(engine.submit([request], linked=False)[0])
-        except LedgerError as error:
-            results.append(error)
-    return results
 
 
 def _future() -> concurrent.futures.Future[Any]:

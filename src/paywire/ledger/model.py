@@ -12,11 +12,12 @@ the ledger's state when they are built, so a malformed request fails before any 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from paywire.ledger.errors import InvalidRequest
 from paywire.money import MAX_ATOMIC, Amount, Asset
@@ -213,16 +214,24 @@ def check_id(value: object, what: str) -> str:
 
 def check_metadata(value: object) -> dict[str, JsonValue]:
     """Validate metadata: JSON without floats, bounded in size and depth."""
+    return canonical_metadata(value)[0]
+
+
+def canonical_metadata(value: object) -> tuple[dict[str, JsonValue], str]:
+    """Validated metadata and its canonical JSON text (sorted keys, no spaces, ASCII), which
+    the log entry and the idempotency fingerprint reuse."""
     if value is None:
-        return {}
+        return {}, ""
     if not isinstance(value, Mapping):
         raise InvalidRequest(f"metadata must be a mapping, not {type(value).__name__}")
     checked = _check_json(value, depth=1)
     assert isinstance(checked, dict)
-    size = len(json.dumps(checked, sort_keys=True, separators=(",", ":")).encode())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidRequest(f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")
-    return checked
+    if not checked:
+        return {}, ""
+    text = json.dumps(checked, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is {len(text)} bytes; the limit is {MAX_METADATA_BYTES}")
+    return checked, text
 
 
 def _check_json(value: object, depth: int) -> JsonValue:
@@ -320,6 +329,8 @@ class NewTransfer:
     timeout_s: int | None = None
     metadata: Metadata | None = None
     authorization: str | None = None
+    metadata_json: str = field(init=False, repr=False, compare=False, default="")
+    """`metadata` as canonical JSON ("" when empty), computed once."""
 
     def __post_init__(self) -> None:
         check_id(self.id, "transfer id")
@@ -366,7 +377,9 @@ class NewTransfer:
                 )
         elif self.timeout_s is not None:
             raise InvalidRequest("timeout_s is only for pending transfers")
-        object.__setattr__(self, "metadata", check_metadata(self.metadata))
+        metadata, metadata_json = canonical_metadata(self.metadata)
+        object.__setattr__(self, "metadata", metadata)
+        object.__setattr__(self, "metadata_json", metadata_json)
         if self.authorization is not None:
             if not isinstance(self.authorization, str):
                 raise InvalidRequest("authorization must be text (the signed payload, verbatim)")
@@ -375,20 +388,21 @@ class NewTransfer:
                     f"authorization is larger than {MAX_AUTHORIZATION_BYTES} bytes"
                 )
 
-    def body(self) -> dict[str, Any]:
-        """The request as submitted, for idempotency fingerprints."""
-        return {
-            "kind": str(self.kind),
-            "debit": self.debit_account_id,
-            "credit": self.credit_account_id,
-            "amount": None if self.amount is None else str(self.amount.atomic),
-            "asset": None if self.amount is None else self.amount.asset.code,
-            "code": self.code,
-            "pending_id": self.pending_id,
-            "timeout_s": self.timeout_s,
-            "metadata": self.metadata,
-            "authorization": self.authorization,
-        }
+    def fingerprint(self) -> bytes:
+        """What identifies this request for idempotency: a hash of every field as sent.
+
+        Ids, kinds and asset codes cannot hold the separator; metadata is canonical JSON;
+        the authorization goes last, length-prefixed, so no two requests share a text.
+        """
+        auth = (
+            "-" if self.authorization is None else f"{len(self.authorization)}:{self.authorization}"
+        )
+        amount = "-" if self.amount is None else f"{self.amount.atomic}{self.amount.asset.code}"
+        text = (
+            f"{self.kind}|{self.debit_account_id}|{self.credit_account_id}|{amount}|{self.code}|"
+            f"{self.pending_id}|{self.timeout_s}|{self.metadata_json}|{auth}"
+        )
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def transfer(

@@ -197,7 +197,11 @@ class _Reads:
                 found[state.id] = state
         return found
 
-    def head(self) -> LogHead:
+    def entry(self, index: int) -> bytes | None:
+        row = self._db.execute("SELECT entry FROM log WHERE idx = ?", (index,)).fetchone()
+        return None if row is None else _blob(row[0], f"log entry {index}")
+
+    def _read_head(self) -> LogHead:
         row = self._db.execute("SELECT size, frontier, last_timestamp FROM log_head").fetchone()
         if row is None:
             raise StoreCorrupt("the store has no log head; was it initialized?")
@@ -214,7 +218,7 @@ class SQLiteWriteTransaction(_Reads):
         except sqlite3.Error as error:
             raise LedgerUnavailable(f"cannot take the ledger's write lock: {error}") from None
         self._release: Callable[[], None] | None = release
-        self.head = _Reads.head(self)
+        self.head = self._read_head()
 
     def _done(self) -> None:
         release, self._release = self._release, None
@@ -235,7 +239,7 @@ class SQLiteWriteTransaction(_Reads):
         db.executemany(
             "INSERT INTO log (idx, entry, leaf_hash) VALUES (?, ?, ?)",
             [
-                (record.entry.index, record.data, leaf)
+                (record.index, record.data, leaf)
                 for record, leaf in zip(records, batch.leaf_hashes, strict=True)
             ],
         )
@@ -305,7 +309,7 @@ class SQLiteWriteTransaction(_Reads):
                 if a.id not in created_accounts
             ],
         )
-        first_new = records[0].entry.index if records else batch.head.size
+        first_new = records[0].index if records else batch.head.size
         db.executemany(
             "UPDATE transfers SET hold_state = ?, resolved_by = ? WHERE log_index = ?",
             [
@@ -341,6 +345,9 @@ class SQLiteWriteTransaction(_Reads):
 
 class SQLiteReader(_Reads):
     """Snapshot reads (one deferred read transaction: WAL gives a stable view)."""
+
+    def head(self) -> LogHead:
+        return self._read_head()
 
     def meta(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
@@ -400,10 +407,6 @@ class SQLiteReader(_Reads):
         )
         for index, data in rows:
             yield int(index), _blob(data, f"log entry {index}")
-
-    def entry(self, index: int) -> bytes | None:
-        row = self._db.execute("SELECT entry FROM log WHERE idx = ?", (index,)).fetchone()
-        return None if row is None else _blob(row[0], f"log entry {index}")
 
     def leaf_hashes(self, start: int, end: int) -> Sequence[bytes]:
         rows = self._db.execute(

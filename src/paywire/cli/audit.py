@@ -1,5 +1,0 @@
-"""`paywire audit` (placeholder, being written)."""
-
-
-def audit_command() -> None:
-    """Audit an exported ledger log offline."""

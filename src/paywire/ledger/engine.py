@@ -58,6 +58,12 @@ from paywire.money import MAX_ATOMIC, Amount, Asset, format_atomic
 
 NS_PER_S = 1_000_000_000
 
+_SETTLED_STATE = {
+    TransferKind.POST: HoldState.POSTED,
+    TransferKind.VOID: HoldState.VOIDED,
+    TransferKind.EXPIRE: HoldState.EXPIRED,
+}
+
 EXPIRE_ID_SUFFIX = "~expire"
 """Expire transfers are named after their hold; '~' never appears in a user's id."""
 
@@ -533,7 +539,6 @@ class Engine:
         timestamp = self._next_timestamp()
         self._check_open(hold, timestamp)
         debit = self._require_account(hold.debit)
-        credit = self._require_account(hold.credit)
         posted = hold.amount
         if request.kind is TransferKind.POST and request.amount is not None:
             if request.amount.asset != debit.asset:
@@ -546,46 +551,18 @@ class Engine:
                     f"cannot post {format_atomic(posted, debit.asset.decimals)} of a hold of "
                     f"{format_atomic(hold.amount, debit.asset.decimals)} {debit.asset.code}"
                 )
-        self._release(hold, debit, credit)
-        new_state = HoldState.POSTED
-        if request.kind is TransferKind.POST:
-            self._add(debit, "debits_posted", posted)
-            self._add(credit, "credits_posted", posted)
-        else:
-            new_state = HoldState.VOIDED
-        self._set(hold, "hold_state", new_state)
-        self._set(hold, "resolved_by", request.id)
-        self.dirty_holds[hold.id] = hold
-        code = request.code if request.code is not None else hold.code
-        state = TransferState(
-            id=request.id,
+        return self._settle_hold(
+            hold,
+            transfer_id=request.id,
             kind=request.kind,
-            debit=hold.debit,
-            credit=hold.credit,
             amount=posted,
-            asset=hold.asset,
-            code=code,
+            code=request.code if request.code is not None else hold.code,
             timestamp=timestamp,
-            log_index=self.next_index,
             fingerprint=print_,
-            pending_id=hold.id,
-        )
-        entry = TransferEntry(
-            index=self.next_index,
-            timestamp=timestamp,
-            id=request.id,
-            kind=request.kind,
-            debit=hold.debit,
-            credit=hold.credit,
-            amount=posted,
-            asset=hold.asset,
-            code=code,
-            pending_id=hold.id,
             metadata=dict(request.metadata or {}) or None,
-            authorization=request.authorization,
             metadata_json=request.metadata_json,
+            authorization=request.authorization,
         )
-        return self._record_transfer(state, entry)
 
     def expire(self, hold_id: str) -> Transfer:
         """Release a hold whose timeout has passed, writing an expire transfer."""
@@ -599,42 +576,72 @@ class Engine:
             timestamp = self._next_timestamp()
             if hold.expires_at is None or timestamp < hold.expires_at:
                 raise NotPending(f"hold {hold_id!r} has not expired")
-            debit = self._require_account(hold.debit)
-            credit = self._require_account(hold.credit)
-            self._release(hold, debit, credit)
-            self._set(hold, "hold_state", HoldState.EXPIRED)
-            expire_id = hold.id + EXPIRE_ID_SUFFIX
-            self._set(hold, "resolved_by", expire_id)
-            self.dirty_holds[hold.id] = hold
-            state = TransferState(
-                id=expire_id,
+            return self._settle_hold(
+                hold,
+                transfer_id=hold.id + EXPIRE_ID_SUFFIX,
                 kind=TransferKind.EXPIRE,
-                debit=hold.debit,
-                credit=hold.credit,
                 amount=hold.amount,
-                asset=hold.asset,
                 code=hold.code,
                 timestamp=timestamp,
-                log_index=self.next_index,
                 fingerprint=b"",
-                pending_id=hold.id,
             )
-            entry = TransferEntry(
-                index=self.next_index,
-                timestamp=timestamp,
-                id=expire_id,
-                kind=TransferKind.EXPIRE,
-                debit=hold.debit,
-                credit=hold.credit,
-                amount=hold.amount,
-                asset=hold.asset,
-                code=hold.code,
-                pending_id=hold.id,
-            )
-            return self._record_transfer(state, entry)
         except BaseException:
             self._rollback(savepoint)
             raise
+
+    def _settle_hold(
+        self,
+        hold: TransferState,
+        *,
+        transfer_id: str,
+        kind: TransferKind,
+        amount: int,
+        code: int,
+        timestamp: int,
+        fingerprint: bytes,
+        metadata: dict[str, JsonValue] | None = None,
+        metadata_json: str = "",
+        authorization: str | None = None,
+    ) -> Transfer:
+        """Release a hold and post `amount` of it (a post) or nothing (void, expire)."""
+        debit = self._require_account(hold.debit)
+        credit = self._require_account(hold.credit)
+        self._release(hold, debit, credit)
+        if kind is TransferKind.POST:
+            self._add(debit, "debits_posted", amount)
+            self._add(credit, "credits_posted", amount)
+        self._set(hold, "hold_state", _SETTLED_STATE[kind])
+        self._set(hold, "resolved_by", transfer_id)
+        self.dirty_holds[hold.id] = hold
+        state = TransferState(
+            id=transfer_id,
+            kind=kind,
+            debit=hold.debit,
+            credit=hold.credit,
+            amount=amount,
+            asset=hold.asset,
+            code=code,
+            timestamp=timestamp,
+            log_index=self.next_index,
+            fingerprint=fingerprint,
+            pending_id=hold.id,
+        )
+        entry = TransferEntry(
+            index=self.next_index,
+            timestamp=timestamp,
+            id=transfer_id,
+            kind=kind,
+            debit=hold.debit,
+            credit=hold.credit,
+            amount=amount,
+            asset=hold.asset,
+            code=code,
+            pending_id=hold.id,
+            metadata=metadata,
+            authorization=authorization,
+            metadata_json=metadata_json,
+        )
+        return self._record_transfer(state, entry)
 
     def _check_open(self, hold: TransferState, timestamp: int) -> None:
         if hold.hold_state is HoldState.POSTED:
@@ -684,22 +691,7 @@ class Engine:
             raise StoreCorrupt(f"transfer {state.id!r} names a missing account {state.debit!r}")
         if entry is None:
             entry = self._entry_of(state)
-        return Transfer(
-            id=state.id,
-            kind=state.kind,
-            debit_account_id=state.debit,
-            credit_account_id=state.credit,
-            amount=Amount(state.amount, account.asset),
-            code=state.code,
-            timestamp=state.timestamp,
-            log_index=state.log_index,
-            pending_id=state.pending_id,
-            timeout_s=entry.timeout_s,
-            expires_at=state.expires_at,
-            metadata=entry.metadata or {},
-            authorization=entry.authorization,
-            replayed=replayed,
-        )
+        return public_transfer(state, entry, account.asset, replayed=replayed)
 
     def _entry_of(self, state: TransferState) -> TransferEntry:
         first = self.records[0].index if self.records else self.next_index
@@ -711,6 +703,28 @@ class Engine:
         if not isinstance(entry, TransferEntry) or entry.id != state.id:
             raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
         return entry
+
+
+def public_transfer(
+    state: TransferState, entry: TransferEntry, asset: Asset, *, replayed: bool = False
+) -> Transfer:
+    """The public `Transfer` of a committed transfer's state and log entry."""
+    return Transfer(
+        id=state.id,
+        kind=state.kind,
+        debit_account_id=state.debit,
+        credit_account_id=state.credit,
+        amount=Amount(state.amount, asset),
+        code=state.code,
+        timestamp=state.timestamp,
+        log_index=state.log_index,
+        pending_id=state.pending_id,
+        timeout_s=entry.timeout_s,
+        expires_at=state.expires_at,
+        metadata=entry.metadata or {},
+        authorization=entry.authorization,
+        replayed=replayed,
+    )
 
 
 def _overdraft(debit: AccountState, amount: int) -> ExceedsCredits:

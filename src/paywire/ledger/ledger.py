@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paywire.ledger import merkle
-from paywire.ledger.engine import Engine, TransferState, requested_ids
+from paywire.ledger.engine import Engine, TransferState, public_transfer, requested_ids
 from paywire.ledger.entries import TransferEntry, decode_entry
 from paywire.ledger.errors import (
     AccountNotFound,
@@ -391,21 +391,7 @@ def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:
     entry = decode_entry(data)
     if not isinstance(entry, TransferEntry) or entry.id != state.id:
         raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
-    return Transfer(
-        id=state.id,
-        kind=state.kind,
-        debit_account_id=state.debit,
-        credit_account_id=state.credit,
-        amount=account.asset.atomic(state.amount),
-        code=state.code,
-        timestamp=state.timestamp,
-        log_index=state.log_index,
-        pending_id=state.pending_id,
-        timeout_s=entry.timeout_s,
-        expires_at=state.expires_at,
-        metadata=entry.metadata or {},
-        authorization=entry.authorization,
-    )
+    return public_transfer(state, entry, account.asset)
 
 
 def _future() -> concurrent.futures.Future[Any]:

@@ -76,19 +76,30 @@ class TransparencyLog:
         signed by the same key. Checkpointing an unchanged log returns the last checkpoint.
         """
         self.set_operator(key.address)
-        with self.reader() as reader:
-            head = reader.head()
-            stored = reader.checkpoints()
-        if head.size == 0:
-            raise LedgerError("the log is empty: there is nothing to checkpoint yet")
-        if stored and stored[-1].tree_size == head.size:
-            return self._checkpoint(stored[-1])
-        root = merkle.Frontier.from_bytes(head.size, head.frontier).root()
-        timestamp = max(self.clock(), head.last_timestamp, stored[-1].timestamp if stored else 0)
-        signed = sign_checkpoint(key, self.ledger_id, head.size, root, timestamp)
-        self.store.add_checkpoint(
-            StoredCheckpoint(signed.tree_size, signed.root_hash, signed.timestamp, signed.signature)
-        )
+        # Under the write lock: the head cannot move while it is signed, and a concurrent
+        # signer cannot slip an older or newer checkpoint in between (they would be out of
+        # order, and verify would fail for good).
+        transaction = self.store.begin_write()
+        try:
+            head = transaction.head
+            latest = transaction.latest_checkpoint()
+            if head.size == 0:
+                raise LedgerError("the log is empty: there is nothing to checkpoint yet")
+            if latest is not None and latest.tree_size >= head.size:
+                transaction.rollback()
+                return self._checkpoint(latest)
+            root = merkle.Frontier.from_bytes(head.size, head.frontier).root()
+            timestamp = max(self.clock(), head.last_timestamp, latest.timestamp if latest else 0)
+            signed = sign_checkpoint(key, self.ledger_id, head.size, root, timestamp)
+            transaction.add_checkpoint(
+                StoredCheckpoint(
+                    signed.tree_size, signed.root_hash, signed.timestamp, signed.signature
+                )
+            )
+            transaction.commit()
+        except BaseException:
+            transaction.rollback()
+            raise
         return signed
 
     def checkpoints(self) -> list[Checkpoint]:

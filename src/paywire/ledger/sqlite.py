@@ -329,6 +329,32 @@ class SQLiteWriteTransaction(_Reads):
             (head.size, head.frontier, head.last_timestamp),
         )
 
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        row = self._db.execute(
+            "SELECT tree_size, root_hash, timestamp, signature FROM checkpoints "
+            "ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        size, root, timestamp, signature = row
+        return StoredCheckpoint(
+            int(size), _blob(root, "a root"), int(timestamp), _blob(signature, "a signature")
+        )
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        latest = self.latest_checkpoint()
+        assert latest is None or latest.tree_size < checkpoint.tree_size
+        self._db.execute(
+            "INSERT INTO checkpoints (tree_size, root_hash, timestamp, signature) "
+            "VALUES (?, ?, ?, ?)",
+            (
+                checkpoint.tree_size,
+                checkpoint.root_hash,
+                checkpoint.timestamp,
+                checkpoint.signature,
+            ),
+        )
+
     def commit(self) -> None:
         try:
             self._db.execute("COMMIT")
@@ -538,22 +564,6 @@ class SQLiteStore:
         finally:
             if connection.in_transaction:
                 connection.execute("COMMIT")
-
-    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        db = self._thread_connection()
-        try:
-            db.execute(
-                "INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, timestamp, signature) "
-                "VALUES (?, ?, ?, ?)",
-                (
-                    checkpoint.tree_size,
-                    checkpoint.root_hash,
-                    checkpoint.timestamp,
-                    checkpoint.signature,
-                ),
-            )
-        except sqlite3.Error as error:
-            raise LedgerUnavailable(f"cannot store a checkpoint: {error}") from None
 
     def close(self) -> None:
         self._closed = True

@@ -21,7 +21,7 @@ from typing import NoReturn
 from paywire.errors import PaywireError
 from paywire.ledger import merkle
 from paywire.ledger.checkpoint import Checkpoint
-from paywire.ledger.engine import AccountState, Engine, TransferState
+from paywire.ledger.engine import Engine
 from paywire.ledger.entries import AccountEntry, TransferEntry, decode_entry
 from paywire.ledger.model import (
     Balance,
@@ -29,6 +29,7 @@ from paywire.ledger.model import (
     NewTransfer,
     TransferKind,
 )
+from paywire.ledger.state import AccountState, TransferState
 from paywire.money import Amount, Asset
 
 MAX_PROBLEMS = 100

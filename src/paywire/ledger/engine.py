@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from paywire.ledger.entries import (
     AccountEntry,
@@ -44,9 +44,6 @@ from paywire.ledger.errors import (
 )
 from paywire.ledger.model import (
     Account,
-    AccountFlag,
-    AccountKind,
-    Balance,
     HoldState,
     JsonValue,
     NewAccount,
@@ -54,6 +51,16 @@ from paywire.ledger.model import (
     Transfer,
     TransferKind,
 )
+
+# The state the engine works on lives in `state`; these names are re-exported for the
+# modules that import them from here.
+from paywire.ledger.state import FLAG_BITS as FLAG_BITS
+from paywire.ledger.state import AccountState as AccountState
+from paywire.ledger.state import NewRecord as NewRecord
+from paywire.ledger.state import StateSource as StateSource
+from paywire.ledger.state import TransferState as TransferState
+from paywire.ledger.state import flags_from_bits as flags_from_bits
+from paywire.ledger.state import flags_to_bits as flags_to_bits
 from paywire.money import MAX_ATOMIC, Amount, Asset, format_atomic
 
 NS_PER_S = 1_000_000_000
@@ -67,108 +74,10 @@ _SETTLED_STATE = {
 EXPIRE_ID_SUFFIX = "~expire"
 """Expire transfers are named after their hold; '~' never appears in a user's id."""
 
-FLAG_BITS = {
-    AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS: 1,
-    AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS: 2,
-}
-
-
-def flags_to_bits(flags: Iterable[AccountFlag]) -> int:
-    return sum(FLAG_BITS[flag] for flag in flags)
-
-
-def flags_from_bits(bits: int) -> frozenset[AccountFlag]:
-    return frozenset(flag for flag, bit in FLAG_BITS.items() if bits & bit)
-
 
 def fingerprint(body: Any) -> bytes:
     """What identifies a request for idempotency: a hash of its canonical body."""
     return hashlib.sha256(canonical_json(body)).digest()
-
-
-@dataclass(slots=True)
-class AccountState:
-    """An account as the engine sees it: fixed fields plus four mutable counters."""
-
-    id: str
-    asset: Asset
-    kind: AccountKind
-    owner: str | None
-    flags: frozenset[AccountFlag]
-    timestamp: int
-    log_index: int
-    fingerprint: bytes
-    debits_pending: int = 0
-    debits_posted: int = 0
-    credits_pending: int = 0
-    credits_posted: int = 0
-    metadata: dict[str, JsonValue] = field(default_factory=dict)
-    bounded_by_credits: bool = field(init=False)
-    bounded_by_debits: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.bounded_by_credits = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in self.flags
-        self.bounded_by_debits = AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in self.flags
-
-    def balance(self) -> Balance:
-        return Balance(
-            self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted
-        )
-
-    def to_account(self) -> Account:
-        return Account(
-            id=self.id,
-            asset=self.asset,
-            kind=self.kind,
-            owner=self.owner,
-            flags=self.flags,
-            metadata=self.metadata,
-            timestamp=self.timestamp,
-            log_index=self.log_index,
-            balance=self.balance(),
-        )
-
-
-@dataclass(slots=True)
-class TransferState:
-    """A committed transfer as the engine needs it, plus a hold's mutable state."""
-
-    id: str
-    kind: TransferKind
-    debit: str
-    credit: str
-    amount: int
-    asset: str
-    code: int
-    timestamp: int
-    log_index: int
-    fingerprint: bytes
-    pending_id: str | None = None
-    expires_at: int | None = None
-    hold_state: HoldState | None = None
-    resolved_by: str | None = None
-
-
-class StateSource(Protocol):
-    """Where the engine reads committed state (inside the store's write transaction)."""
-
-    def load_accounts(self, ids: Sequence[str]) -> dict[str, AccountState]: ...
-
-    def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]: ...
-
-    def entry(self, index: int) -> bytes | None:
-        """A committed log entry's bytes (to answer a replayed request in full)."""
-        ...
-
-
-@dataclass(slots=True)
-class NewRecord:
-    """One log entry produced by a batch, with what the store must write for it."""
-
-    index: int
-    data: bytes
-    account: AccountState | None = None
-    transfer: TransferState | None = None
 
 
 @dataclass(slots=True)

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from paywire.ledger.engine import (
+from paywire.ledger.errors import LedgerUnavailable, StoreCorrupt
+from paywire.ledger.model import AccountKind, HoldState, TransferKind
+from paywire.ledger.state import (
     AccountState,
     TransferState,
     flags_from_bits,
     flags_to_bits,
 )
-from paywire.ledger.errors import LedgerUnavailable, StoreCorrupt
-from paywire.ledger.model import AccountKind, HoldState, TransferKind
 from paywire.ledger.store import (
     DEFAULT_PAGE_ROWS,
     MAX_READ_ROWS,

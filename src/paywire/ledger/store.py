@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from paywire.ledger.engine import AccountState, NewRecord, StateSource, TransferState
 from paywire.ledger.model import AccountKind
+from paywire.ledger.state import AccountState, NewRecord, StateSource, TransferState
 
 SCHEMA_VERSION = 1
 """Bumped with every change to the tables; a store refuses a version it does not know."""

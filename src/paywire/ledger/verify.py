@@ -11,7 +11,7 @@ from __future__ import annotations
 from paywire.ledger import merkle
 from paywire.ledger.audit import Auditor, AuditReport
 from paywire.ledger.checkpoint import Checkpoint
-from paywire.ledger.engine import TransferState
+from paywire.ledger.state import TransferState
 from paywire.ledger.store import StoreReader
 
 READ_CHUNK = 10_000

@@ -1,32 +1,17 @@
-"""secp256k1 keys, Ethereum addresses and signatures: the hot path of every paid request.
-
-Hashing is Keccak-256 (Ethereum's, not FIPS SHA3-256). Signatures are 65 bytes
-``r || s || v`` with ``v`` in {27, 28}. Recovery refuses malleable signatures (high ``s``,
-as EIP-2 and OpenZeppelin's ECDSA do), so one authorization has exactly one valid signature.
-
-Speed matters here: `recover_address` runs once per paid request. It checks the signature's
-shape with byte comparisons, recovers with libsecp256k1 (coincurve) and hashes with
-pycryptodome's Keccak called through a lean ctypes binding (three C calls instead of the
-dozen Python steps of ``keccak.new(...).digest()``).
-"""
+"""secp256k1 private keys and signatures: signing digests, recovering and checking signers."""
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hmac
-import importlib.machinery
 import re
 import secrets
-import threading
-from collections.abc import Callable
 from dataclasses import FrozenInstanceError
-from pathlib import Path
 
 from coincurve import PrivateKey as _CurveKey
 from coincurve import PublicKey as _CurvePublicKey
-from Crypto.Hash import keccak as _pycryptodome_keccak
 
+from paywire.crypto.keys._address import _checksum, address_bytes
+from paywire.crypto.keys._keccak import keccak256
 from paywire.errors import InvalidInput, PaywireError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -44,34 +29,16 @@ SIGNATURE_BYTES = 65
 PRIVATE_KEY_BYTES = 32
 """A secp256k1 scalar."""
 
-ADDRESS_BYTES = 20
-"""An Ethereum address: the last 20 bytes of keccak(public key)."""
-
-ADDRESS_TEXT_CHARS = 2 + 2 * ADDRESS_BYTES
-"""``0x`` and 40 hex digits."""
-
 SIGNATURE_TEXT_CHARS = 2 + 2 * SIGNATURE_BYTES
 """``0x`` and 130 hex digits: the only length `parse_signature` accepts."""
-
-ADDRESS_CACHE_SIZE = 4096
-"""Distinct addresses whose checksummed form is remembered (by text in `parse_address`, by
-bytes for recovered signers): payers and payees recur, and a checksum costs a Keccak; the
-bound keeps a flood of fresh addresses from growing memory (~1 MiB at most)."""
 
 _ZERO32 = bytes(32)
 _N_BYTES = SECP256K1_N.to_bytes(32, "big")
 _HALF_N_BYTES = SECP256K1_HALF_N.to_bytes(32, "big")
 # v as sent -> the recovery id byte libsecp256k1 expects; anything else is refused.
 _RECOVERY_ID = {27: b"\x00", 28: b"\x01", 0: b"\x00", 1: b"\x01"}
-_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _HEX64 = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
 _HEX130 = re.compile(r"[0-9a-fA-F]{130}")
-
-
-class InvalidAddress(InvalidInput):
-    """Text that is not an Ethereum address, or a mixed-case address with a wrong checksum."""
-
-    code = "invalid_address"
 
 
 class InvalidSignature(PaywireError):
@@ -90,177 +57,6 @@ class InvalidPrivateKey(InvalidInput):
     """Bytes or text that are not a secp256k1 private key (messages never echo the secret)."""
 
     code = "invalid_private_key"
-
-
-# --- Keccak-256 ----------------------------------------------------------------------------
-
-
-def _keccak256_portable(data: bytes) -> bytes:
-    """Keccak-256 through pycryptodome's public API (the fallback, ~3x slower)."""
-    return bytes(_pycryptodome_keccak.new(data=data, digest_bits=256).digest())
-
-
-class _KeccakState:
-    """One thread's Keccak-256 state in pycryptodome's C library, freed with the thread."""
-
-    __slots__ = ("buffer", "destroy", "pointer")
-
-    def __init__(self, init: Callable[..., int], destroy: Callable[[int], int]) -> None:
-        handle = ctypes.c_void_p()
-        # capacity 2 * 32 bytes and 24 rounds: Keccak-256 exactly as keccak.new(digest_bits=256)
-        if init(ctypes.byref(handle), 64, 24) != 0 or handle.value is None:
-            raise MemoryError("cannot allocate a Keccak state")
-        self.pointer: int = handle.value
-        self.buffer = ctypes.create_string_buffer(32)
-        self.destroy = destroy
-
-    def __del__(self) -> None:
-        # Not contextlib.suppress: at interpreter exit module globals may already be None.
-        try:  # noqa: SIM105
-            self.destroy(self.pointer)
-        except Exception:  # noqa: S110 (at exit, ctypes itself may be half torn down)
-            pass
-
-
-def _bind_fast_keccak() -> Callable[[bytes], bytes] | None:
-    """Bind pycryptodome's Keccak C functions directly, or None where that is not possible.
-
-    pycryptodome's Python wrapper allocates a state, a buffer and several ctypes objects per
-    hash; reusing one state per thread and three typed calls (reset, absorb, digest) cuts a
-    hash from ~4.5 us to ~1.4 us. The binding is checked against known digests at import;
-    any surprise (another pycryptodome layout, no shared library) keeps the portable path.
-    """
-    package = Path(_pycryptodome_keccak.__file__).parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = package / f"_keccak{suffix}"
-        if candidate.is_file():
-            break
-    else:
-        return None
-    try:
-        # PyDLL keeps the GIL during the call: cheaper than releasing it for a ~1 us hash.
-        lib = ctypes.PyDLL(str(candidate))
-        init, destroy = lib.keccak_init, lib.keccak_destroy
-        reset, absorb, finish = lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest
-    except (OSError, AttributeError):
-        return None
-    pointer = ctypes.c_void_p
-    init.argtypes = [ctypes.POINTER(pointer), ctypes.c_size_t, ctypes.c_uint8]
-    destroy.argtypes = [pointer]
-    reset.argtypes = [pointer]
-    absorb.argtypes = [pointer, ctypes.c_char_p, ctypes.c_size_t]
-    finish.argtypes = [pointer, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
-    for function in (init, destroy, reset, absorb, finish):
-        function.restype = ctypes.c_int
-    local = threading.local()
-
-    def keccak256_fast(data: bytes) -> bytes:
-        try:
-            state: _KeccakState = local.state
-        except AttributeError:
-            state = local.state = _KeccakState(init, destroy)
-        handle = state.pointer
-        reset(handle)
-        try:
-            absorb(handle, data, len(data))
-        except ctypes.ArgumentError:  # bytearray, memoryview: c_char_p takes bytes only
-            absorb(handle, bytes(data), len(data))
-        finish(handle, state.buffer, 32, 1)  # padding 0x01: Keccak, not SHA3's 0x06
-        return state.buffer.raw
-
-    probes = (b"", b"abc", bytes(range(256)) * 3)
-    try:
-        if all(keccak256_fast(probe) == _keccak256_portable(probe) for probe in probes):
-            return keccak256_fast
-    except (OSError, ctypes.ArgumentError, MemoryError):
-        pass
-    return None
-
-
-_fast_keccak = _bind_fast_keccak()
-
-keccak256: Callable[[bytes], bytes] = _fast_keccak or _keccak256_portable
-"""Keccak-256 of `data` (32 bytes), Ethereum's hash."""
-
-
-# --- addresses ------------------------------------------------------------------------------
-
-# Checksumming without a per-character Python loop: a lowercase hex letter becomes upper case
-# by subtracting 0x20; these tables mark letters of the address and "high" nibbles (>= 8) of
-# the hash with 0x20, and one AND of the two as integers gives what to subtract.
-_LETTER_MASK = bytes(0x20 if chr(c) in "abcdef" else 0 for c in range(256))
-_HIGH_NIBBLE_MASK = bytes(0x20 if chr(c) in "89abcdef" else 0 for c in range(256))
-
-
-@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)  # payers recur: skip the Keccak for them
-def _checksum(raw: bytes) -> str:
-    """EIP-55 text of a 20-byte address."""
-    lower = raw.hex().encode("ascii")
-    hashed = keccak256(lower).hex().encode("ascii")[:40]
-    mask = int.from_bytes(lower.translate(_LETTER_MASK), "big") & int.from_bytes(
-        hashed.translate(_HIGH_NIBBLE_MASK), "big"
-    )
-    upper = int.from_bytes(lower, "big") - mask
-    return "0x" + upper.to_bytes(40, "big").decode("ascii")
-
-
-def _describe(text: str) -> str:
-    """A short, safe rendering of user text for an error message."""
-    return (
-        repr(text)
-        if len(text) <= ADDRESS_TEXT_CHARS + 8
-        else f"{text[:20]!r}... ({len(text)} chars)"
-    )
-
-
-def to_checksum_address(value: str | bytes) -> str:
-    """The EIP-55 checksummed form of a 20-byte address or of ``0x`` + 40 hex digits.
-
-    Unlike `parse_address`, any letter case is accepted: this converts, it does not check.
-    """
-    if isinstance(value, bytes | bytearray):
-        if len(value) != ADDRESS_BYTES:
-            raise InvalidAddress(f"an address is 20 bytes, got {len(value)}")
-        return _checksum(bytes(value))
-    if not isinstance(value, str):
-        raise InvalidAddress(f"an address is text or bytes, got {type(value).__name__}")
-    if len(value) != ADDRESS_TEXT_CHARS or value[:2] != "0x" or not _HEX40.fullmatch(value, 2):
-        raise InvalidAddress(f"{_describe(value)} is not 0x followed by 40 hex digits")
-    return _checksum(bytes.fromhex(value[2:]))
-
-
-@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
-def _parse_address(text: str) -> tuple[str, bytes]:
-    if len(text) != ADDRESS_TEXT_CHARS or text[:2] != "0x" or not _HEX40.fullmatch(text, 2):
-        raise InvalidAddress(f"{_describe(text)} is not an address (0x followed by 40 hex digits)")
-    raw = bytes.fromhex(text[2:])
-    checksummed = _checksum(raw)
-    digits = text[2:]
-    if digits != digits.lower() and digits != digits.upper() and text != checksummed:
-        # Mixed case claims an EIP-55 checksum: a mismatch means a typo somewhere.
-        raise InvalidAddress(
-            f"{text} has a wrong EIP-55 checksum (a typo?); the checksummed form of these "
-            f"digits is {checksummed}, check the address before using it"
-        )
-    return checksummed, raw
-
-
-def parse_address(text: str) -> str:
-    """Check an address typed or received as text; return its checksummed form.
-
-    Accepts ``0x`` + 40 hex digits, all lower case, all upper case, or mixed case with a
-    correct EIP-55 checksum. Raises `InvalidAddress` otherwise.
-    """
-    if not isinstance(text, str):
-        raise InvalidAddress(f"an address is text, got {type(text).__name__}")
-    return _parse_address(text)[0]
-
-
-def address_bytes(text: str) -> bytes:
-    """The 20 bytes of an address given as text (checked as by `parse_address`)."""
-    if not isinstance(text, str):
-        raise InvalidAddress(f"an address is text, got {type(text).__name__}")
-    return _parse_address(text)[1]
 
 
 # --- private keys ---------------------------------------------------------------------------

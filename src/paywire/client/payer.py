@@ -1,0 +1,138 @@
+"""The agent's side of a payment: pick an option it may pay, sign it, check the receipt.
+
+`Payer` holds the agent's key and its spending rule (a per-payment maximum, per asset);
+the transports in `paywire.client.transport` use it to answer 402s on their own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
+
+from paywire.crypto.keys import PrivateKey
+from paywire.errors import PaywireError
+from paywire.money import KNOWN_ASSETS, Amount, Asset, parse_amount
+from paywire.protocol.authorization import sign_authorization
+from paywire.protocol.ledger_network import SCHEME, ledger_domain
+from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt, check_receipt
+
+DEFAULT_NETWORKS = ("paywire:*",)
+"""Networks an agent pays on unless told otherwise."""
+
+VALID_AFTER_SLACK_S = 60
+"""validAfter is set this far in the past, so a server whose clock lags still accepts it."""
+
+MAX_RECEIPTS_KEPT = 10_000
+"""Receipts a Payer keeps in memory; the oldest are dropped past this."""
+
+
+class PaymentDeclined(PaywireError):
+    """The client would not pay: no option it can pay, or the price is past its limit."""
+
+    code = "payment_declined"
+
+
+@dataclass(slots=True)
+class Payer:
+    """An agent's key and the rule it pays by.
+
+    `max_per_payment` caps any single payment (e.g. ``"$0.05"``); one per asset may be
+    given as a sequence. `facilitators` maps network patterns to the facilitator address
+    whose receipts to trust; without it, receipts are checked for a valid signature only.
+    """
+
+    key: PrivateKey
+    max_per_payment: Sequence[Amount]
+    networks: Sequence[str] = DEFAULT_NETWORKS
+    facilitators: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    receipts: list[Receipt] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        key: PrivateKey,
+        *,
+        max_per_payment: str | Amount | Sequence[str | Amount],
+        networks: Sequence[str] = DEFAULT_NETWORKS,
+        facilitators: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Payer:
+        limits = (
+            [max_per_payment]
+            if isinstance(max_per_payment, str | Amount)
+            else list(max_per_payment)
+        )
+        parsed = [limit if isinstance(limit, Amount) else parse_amount(limit) for limit in limits]
+        return cls(key, parsed, tuple(networks), dict(facilitators or {}), clock)
+
+    def _limit(self, asset: Asset) -> Amount | None:
+        return next((limit for limit in self.max_per_payment if limit.asset == asset), None)
+
+    def choose(self, required: PaymentRequired) -> PaymentRequirements:
+        """The cheapest option this payer may pay; `PaymentDeclined` says why none is."""
+        reasons = []
+        affordable = []
+        for option in required.accepts:
+            if option.scheme != SCHEME:
+                reasons.append(f"scheme {option.scheme!r} is not supported")
+                continue
+            if not any(fnmatch.fnmatchcase(option.network, pattern) for pattern in self.networks):
+                reasons.append(f"network {option.network} is not allowed")
+                continue
+            asset = KNOWN_ASSETS.get(option.asset)
+            limit = self._limit(asset) if asset else None
+            if asset is None or limit is None:
+                reasons.append(f"no spending limit is set for asset {option.asset!r}")
+                continue
+            if not option.amount.isdigit():
+                reasons.append(f"price {option.amount!r} is not an amount")
+                continue
+            price = Amount(int(option.amount), asset)
+            if price > limit:
+                reasons.append(f"price {price} is past the per-payment maximum of {limit}")
+                continue
+            affordable.append((price.atomic, option))
+        if not affordable:
+            raise PaymentDeclined("will not pay: " + ("; ".join(reasons) or "nothing offered"))
+        return min(affordable, key=lambda pair: pair[0])[1]
+
+    def pay(self, required: PaymentRequired, requirements: PaymentRequirements) -> PaymentPayload:
+        """Sign a payment for `requirements`, valid for their `maxTimeoutSeconds`."""
+        now = int(self.clock())
+        authorization = sign_authorization(
+            self.key,
+            ledger_domain(requirements.network, requirements.asset),
+            payee=requirements.pay_to,
+            value=int(requirements.amount),
+            valid_after=max(0, now - VALID_AFTER_SLACK_S),
+            valid_before=now + requirements.max_timeout_seconds,
+        )
+        return PaymentPayload(
+            accepted=requirements, payload=authorization.to_payload(), resource=required.resource
+        )
+
+    def keep_receipt(self, settled: SettleResponse) -> Receipt | None:
+        """Check and keep the receipt in a settlement response (None if it carries none)."""
+        data = (settled.extensions or {}).get(RECEIPT_EXTENSION)
+        if not isinstance(data, Mapping):
+            return None
+        receipt = Receipt.from_json(data)
+        expected = next(
+            (
+                address
+                for pattern, address in self.facilitators.items()
+                if fnmatch.fnmatchcase(receipt.network, pattern)
+            ),
+            None,
+        )
+        check_receipt(receipt, expected)
+        if receipt.payer.lower() != self.key.address.lower():
+            raise PaymentDeclined(f"the receipt is for payer {receipt.payer}, not this wallet")
+        self.receipts.append(receipt)
+        del self.receipts[:-MAX_RECEIPTS_KEPT]
+        return receipt

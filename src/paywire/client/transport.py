@@ -1,0 +1,189 @@
+"""httpx transports that pay 402s by themselves, and clients built on them.
+
+    async with PaywireClient(key, max_per_payment="$0.01") as client:
+        response = await client.get("http://localhost:8000/search?q=x")
+        receipt = response.extensions["paywire_receipt"]
+
+On a 402 the transport reads `PAYMENT-REQUIRED`, asks its `Payer` for an option within
+the spending limit, signs, and sends the same request again (body included, read once and
+replayed) with `PAYMENT-SIGNATURE`. The answer's `PAYMENT-RESPONSE` receipt is checked and
+kept (`Payer.receipts`, and the response's ``extensions["paywire_receipt"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from x402.schemas import PaymentPayload, PaymentRequired
+
+from paywire.client.payer import DEFAULT_NETWORKS, Payer, PaymentDeclined
+from paywire.crypto.keys import PrivateKey
+from paywire.errors import PaywireError
+from paywire.money import Amount
+from paywire.protocol.headers import (
+    PAYMENT_REQUIRED,
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    decode_payment_required,
+    decode_settle_response,
+    encode,
+)
+
+logger = logging.getLogger("paywire.client")
+
+MAX_REPLAY_BODY_BYTES = 16 * 1024 * 1024
+"""A request body is held in memory to be sent twice; past this, pay before you upload."""
+
+RECEIPT = "paywire_receipt"
+"""The key of the checked receipt in a paid response's `extensions`."""
+
+SETTLEMENT = "paywire_settlement"
+"""The key of the decoded `PAYMENT-RESPONSE` in a paid response's `extensions`."""
+
+
+def _required(response: httpx.Response) -> PaymentRequired:
+    header = response.headers.get(PAYMENT_REQUIRED)
+    if header is None:
+        raise PaymentDeclined("the server answered 402 without a PAYMENT-REQUIRED header")
+    try:
+        return decode_payment_required(header)
+    except PaywireError as error:
+        raise PaymentDeclined(f"the server's PAYMENT-REQUIRED is unreadable: {error}") from None
+
+
+def _retry(request: httpx.Request, body: bytes, payment: PaymentPayload) -> httpx.Request:
+    headers = httpx.Headers(request.headers)
+    headers[PAYMENT_SIGNATURE] = encode(payment)
+    return httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
+
+
+def _check_body(body: bytes) -> bytes:
+    if len(body) > MAX_REPLAY_BODY_BYTES:
+        raise PaymentDeclined(
+            f"the request body is over {MAX_REPLAY_BODY_BYTES} bytes: too large to send twice"
+        )
+    return body
+
+
+RECEIPT_ERROR = "paywire_receipt_error"
+"""Why a paid response's receipt was not kept (the content is still returned: it was paid)."""
+
+
+def _settled(payer: Payer, response: httpx.Response) -> None:
+    header = response.headers.get(PAYMENT_RESPONSE)
+    if header is None:
+        return
+    try:
+        settled = decode_settle_response(header)
+        response.extensions[SETTLEMENT] = settled
+        if settled.success:
+            response.extensions[RECEIPT] = payer.keep_receipt(settled)
+    except PaywireError as error:
+        logger.warning("a paid response's receipt was not kept: %s", error)
+        response.extensions[RECEIPT_ERROR] = str(error)
+
+
+class PaymentTransport(httpx.AsyncBaseTransport):
+    """Wraps an async transport; answers 402s with a payment from `payer`."""
+
+    def __init__(self, payer: Payer, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.payer = payer
+        self._inner = transport or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = _check_body(await request.aread())
+        response = await self._inner.handle_async_request(request)
+        if response.status_code != 402:
+            return response
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        required = _required(response)
+        requirements = self.payer.choose(required)
+        paid = await self._inner.handle_async_request(
+            _retry(request, body, self.payer.pay(required, requirements))
+        )
+        _settled(self.payer, paid)
+        return paid
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class SyncPaymentTransport(httpx.BaseTransport):
+    """`PaymentTransport` for synchronous httpx."""
+
+    def __init__(self, payer: Payer, transport: httpx.BaseTransport | None = None) -> None:
+        self.payer = payer
+        self._inner = transport or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = _check_body(request.read())
+        response = self._inner.handle_request(request)
+        if response.status_code != 402:
+            return response
+        try:
+            response.read()
+        finally:
+            response.close()
+        required = _required(response)
+        requirements = self.payer.choose(required)
+        paid = self._inner.handle_request(
+            _retry(request, body, self.payer.pay(required, requirements))
+        )
+        _settled(self.payer, paid)
+        return paid
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _payer(
+    key: PrivateKey,
+    max_per_payment: str | Amount | Sequence[str | Amount],
+    networks: Sequence[str],
+    facilitators: Mapping[str, str] | None,
+) -> Payer:
+    return Payer.create(
+        key, max_per_payment=max_per_payment, networks=networks, facilitators=facilitators
+    )
+
+
+class PaywireClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` that pays x402 402s within `max_per_payment`."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        *,
+        max_per_payment: str | Amount | Sequence[str | Amount],
+        networks: Sequence[str] = DEFAULT_NETWORKS,
+        facilitators: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.payer = _payer(key, max_per_payment, networks, facilitators)
+        super().__init__(transport=PaymentTransport(self.payer, transport), **kwargs)
+
+
+class SyncPaywireClient(httpx.Client):
+    """An `httpx.Client` that pays x402 402s within `max_per_payment`."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        *,
+        max_per_payment: str | Amount | Sequence[str | Amount],
+        networks: Sequence[str] = DEFAULT_NETWORKS,
+        facilitators: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.payer = _payer(key, max_per_payment, networks, facilitators)
+        super().__init__(transport=SyncPaymentTransport(self.payer, transport), **kwargs)

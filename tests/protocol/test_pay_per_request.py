@@ -209,3 +209,55 @@ async def test_version_one_clients_are_understood(
         response = await plain.get(f"{base}/search", headers={"X-PAYMENT": encoded})
     assert response.status_code == 200
     assert decode_settle_response(response.headers["x-payment-response"]).success
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Counts round trips (and which of them carried a payment)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.trips: list[bool] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.trips.append("payment-signature" in request.headers)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_known_terms_are_paid_up_front(
+    base: str, ledger: Ledger, agent: PrivateKey, calls: Calls
+) -> None:
+    counting = Counting()
+    async with PaywireClient(agent, max_per_payment="$0.01", transport=counting) as client:
+        first = await client.get(f"{base}/search", params={"q": "1"})
+        second = await client.get(f"{base}/search", params={"q": "2"})
+        third = await client.get(f"{base}/search", params={"q": "3"})
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 200]
+    assert counting.trips == [False, True, True, True]  # 402 once, then one trip each
+    assert len(client.payer.receipts) == 3
+    assert calls.count == 3
+    assert ledger.balance(wallet_account_id(agent.address, "USDC")).available == 997_000
+
+
+async def test_changed_terms_fall_back_to_the_402_exchange(
+    serve: Callable[[ASGIApp], str],
+    facilitator: Facilitator,
+    provider: PrivateKey,
+    agent: PrivateKey,
+    calls: Calls,
+) -> None:
+    cheap = serve(provider_app(facilitator, provider.address, calls, {"GET /search": "$0.001"}))
+    counting = Counting()
+    async with PaywireClient(agent, max_per_payment="$0.01", transport=counting) as client:
+        assert (await client.get(f"{cheap}/search")).status_code == 200
+        route = f"GET {cheap}/search"
+        remembered = client.payer.remembered(route)
+        assert remembered is not None
+        # The provider raises its price: the remembered terms no longer match.
+        required, requirements = remembered
+        stale = requirements.model_copy(update={"amount": "500"})
+        client.payer.remember(route, required, stale)
+        response = await client.get(f"{cheap}/search")
+    assert response.status_code == 200
+    assert counting.trips == [False, True, True, True]  # stale payment refused, then 402 path
+    assert response.extensions[RECEIPT].amount == 1000
+    assert calls.count == 2

@@ -18,6 +18,7 @@ from paywire.cli import _common
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.log import audit_command
+from paywire.cli.serve import pay_command, serve_command
 from paywire.cli.wallet import wallet_app
 from paywire.errors import PaywireError
 
@@ -56,6 +57,8 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
+app.command("pay")(pay_command)
 
 
 def run(args: Sequence[str]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,9 @@ VALID_AFTER_SLACK_S = 60
 
 MAX_RECEIPTS_KEPT = 10_000
 """Receipts a Payer keeps in memory; the oldest are dropped past this."""
+
+MAX_REMEMBERED_ROUTES = 1024
+"""Priced routes whose terms a Payer remembers, to pay up front next time (LRU)."""
 
 
 class PaymentDeclined(PaywireError):
@@ -51,6 +55,32 @@ class Payer:
     facilitators: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     receipts: list[Receipt] = field(default_factory=list)
+    pay_upfront: bool = True
+    """Remember a route's terms after paying it, and pay the next request to it at once
+    (one round trip instead of two; a 402 answer falls back to the usual exchange)."""
+    _remembered: OrderedDict[str, tuple[PaymentRequired, PaymentRequirements]] = field(
+        default_factory=OrderedDict
+    )
+
+    def remembered(self, route: str) -> tuple[PaymentRequired, PaymentRequirements] | None:
+        """The terms last paid for `route` (``"GET https://host/path"``), if remembered."""
+        if not self.pay_upfront:
+            return None
+        known = self._remembered.get(route)
+        if known is not None:
+            self._remembered.move_to_end(route)
+        return known
+
+    def remember(
+        self, route: str, required: PaymentRequired, requirements: PaymentRequirements
+    ) -> None:
+        if self.pay_upfront:
+            self._remembered[route] = (required, requirements)
+            while len(self._remembered) > MAX_REMEMBERED_ROUTES:
+                self._remembered.popitem(last=False)
+
+    def forget(self, route: str) -> None:
+        self._remembered.pop(route, None)
 
     @classmethod
     def create(

@@ -62,6 +62,12 @@ def _retry(request: httpx.Request, body: bytes, payment: PaymentPayload) -> http
     )
 
 
+def _route(request: httpx.Request) -> str:
+    """What a price is for: the method and the URL without its query."""
+    url = request.url
+    return f"{request.method} {url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+
+
 def _check_body(body: bytes) -> bytes:
     if len(body) > MAX_REPLAY_BODY_BYTES:
         raise PaymentDeclined(
@@ -97,9 +103,19 @@ class PaymentTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = _check_body(await request.aread())
-        response = await self._inner.handle_async_request(request)
+        route = _route(request)
+        known = self.payer.remembered(route)
+        if known is not None:
+            response = await self._inner.handle_async_request(
+                _retry(request, body, self.payer.pay(*known))
+            )
+        else:
+            response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
+            if known is not None:
+                _settled(self.payer, response)
             return response
+        self.payer.forget(route)  # new terms, or a refused payment: ask afresh
         try:
             await response.aread()
         finally:
@@ -110,6 +126,8 @@ class PaymentTransport(httpx.AsyncBaseTransport):
             _retry(request, body, self.payer.pay(required, requirements))
         )
         _settled(self.payer, paid)
+        if paid.status_code < 400:
+            self.payer.remember(route, required, requirements)
         return paid
 
     async def aclose(self) -> None:
@@ -125,9 +143,17 @@ class SyncPaymentTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = _check_body(request.read())
-        response = self._inner.handle_request(request)
+        route = _route(request)
+        known = self.payer.remembered(route)
+        if known is not None:
+            response = self._inner.handle_request(_retry(request, body, self.payer.pay(*known)))
+        else:
+            response = self._inner.handle_request(request)
         if response.status_code != 402:
+            if known is not None:
+                _settled(self.payer, response)
             return response
+        self.payer.forget(route)
         try:
             response.read()
         finally:
@@ -138,6 +164,8 @@ class SyncPaymentTransport(httpx.BaseTransport):
             _retry(request, body, self.payer.pay(required, requirements))
         )
         _settled(self.payer, paid)
+        if paid.status_code < 400:
+            self.payer.remember(route, required, requirements)
         return paid
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import concurrent.futures
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ QUEUE_WAIT_S = 5.0
 EXPIRY_POLL_S = 1.0
 """How often an idle writer looks for holds whose timeout has passed."""
 
+RECENT_LEAVES = 65_536
+"""Leaf hashes of the latest entries kept in memory, for receipts without a read."""
+
 MAX_EXPIRIES_PER_BATCH = 1024
 """Holds expired per group commit; the rest wait for the next one."""
 
@@ -111,6 +115,8 @@ class Ledger:
         self._writer: threading.Thread | None = None
         self._writer_start = threading.Lock()
         self._closed = False
+        self._recent_leaves: OrderedDict[int, bytes] = OrderedDict()
+        self._leaves_lock = threading.Lock()
 
     @property
     def network(self) -> str:
@@ -294,6 +300,7 @@ class Ledger:
                 if merkle.is_stored_level(node.level)
             ]
             assert frontier.size == engine.next_index
+            first_index = engine.records[0].index
             transaction.write(
                 BatchWrite(
                     records=engine.records,
@@ -305,9 +312,26 @@ class Ledger:
                 )
             )
             transaction.commit()
+            self._remember_leaves(first_index, leaves)
         else:
             transaction.rollback()
         return results
+
+    def _remember_leaves(self, first_index: int, leaves: list[bytes]) -> None:
+        with self._leaves_lock:
+            for offset, leaf in enumerate(leaves):
+                self._recent_leaves[first_index + offset] = leaf
+            while len(self._recent_leaves) > RECENT_LEAVES:
+                self._recent_leaves.popitem(last=False)
+
+    def leaf_hash(self, log_index: int) -> bytes:
+        """The Merkle leaf hash of log entry `log_index` (recent ones from memory)."""
+        with self._leaves_lock:
+            leaf = self._recent_leaves.get(log_index)
+        if leaf is not None:
+            return leaf
+        with self.reader() as reader:
+            return reader.leaf_hashes(log_index, log_index + 1)[0]
 
     # ----- reads -----------------------------------------------------------------------
 

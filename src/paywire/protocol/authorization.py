@@ -13,6 +13,7 @@ Numbers are decimal strings (JSON loses integers past 2^53); times are Unix seco
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -127,6 +128,7 @@ def _uint(fields: Mapping[str, Any], name: str) -> int:
     return number
 
 
+@functools.lru_cache(maxsize=256)
 def transfer_message(domain: Eip712Domain) -> TypedMessage:
     """EIP-3009's TransferWithAuthorization in `domain`."""
     return TypedMessage(domain, TRANSFER_WITH_AUTHORIZATION)

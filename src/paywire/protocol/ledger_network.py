@@ -15,6 +15,7 @@ under concurrent submissions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -54,6 +55,9 @@ MIN_VALIDITY_LEFT_S = 6
 """An authorization must stay valid at least this long, as x402's own facilitator asks:
 a payment about to expire could expire between verify and settle."""
 
+DOMAIN_CACHE_SIZE = 256
+"""(network, asset) domains kept compiled; a facilitator serves a handful."""
+
 MAX_RESOURCE_CHARS = 512
 """A resource URL kept in a transfer's metadata is cut to this length."""
 
@@ -67,6 +71,7 @@ def is_ledger_network(network: str) -> bool:
     return network.startswith(NETWORK_PREFIX)
 
 
+@functools.lru_cache(maxsize=DOMAIN_CACHE_SIZE)
 def ledger_domain(network: str, asset_code: str) -> Eip712Domain:
     """The EIP-712 domain a payment on `network` in `asset_code` is signed in."""
     salt = keccak256(f"{network}/{asset_code}".encode())
@@ -253,7 +258,7 @@ class LedgerExactScheme:
             raise PaymentProblem(errors.SETTLEMENT_FAILED, str(error)) from None
         if done.replayed:
             raise PaymentProblem(errors.EXACT_NONCE_USED, "this authorization was already used")
-        return Settled(done, authorization, self._leaf_hash(done.log_index))
+        return Settled(done, authorization, self.ledger.leaf_hash(done.log_index))
 
     async def _open(self, account_id: str, owner: str, asset: Asset) -> None:
         # A payee's wallet account opens on its first payment (opening is idempotent).
@@ -265,7 +270,3 @@ class LedgerExactScheme:
                 errors.SETTLEMENT_FAILED, f"cannot open the payee's account: {error}"
             ) from None
         self._opened.add(account_id)
-
-    def _leaf_hash(self, log_index: int) -> bytes:
-        with self.ledger.reader() as reader:
-            return reader.leaf_hashes(log_index, log_index + 1)[0]

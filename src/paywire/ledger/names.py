@@ -8,12 +8,14 @@ The operator's reserve on a chain is one external account per (network, token):
 
 from __future__ import annotations
 
+from paywire.crypto.keys import parse_address
 from paywire.ledger.model import check_id
 
 
 def wallet_account_id(address: str, asset_code: str) -> str:
-    """The ledger account of a wallet address for one asset."""
-    return check_id(f"{address}:{asset_code}", "wallet account id")
+    """The ledger account of a wallet address for one asset (the address is checksummed
+    first, so every spelling of one address names one account)."""
+    return check_id(f"{parse_address(address)}:{asset_code}", "wallet account id")
 
 
 def reserve_account_id(network: str, token: str) -> str:

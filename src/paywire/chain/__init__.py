@@ -1,0 +1,164 @@
+"""EVM settlement: the stablecoin contract, chains (in-process and JSON-RPC), the token,
+deposits, withdrawals and the reserves check.
+
+- `compile`: Vyper contracts compiled by the `vyper` package, cached on disk.
+- `LocalChain`: eth-tester with py-evm, in this process; `RpcChain`: any JSON-RPC endpoint;
+  `rpc_bridge`: serves a `LocalChain` over JSON-RPC so other processes reach it.
+- `Token`: an EIP-3009 stablecoin: balances, mint and faucet, EIP-3009 signing (paywire's
+  fast EIP-712 path), simulation and settlement of ``transferWithAuthorization``.
+- `Reserve`: the operator's reserve mirrored in the ledger: deposits (by
+  ``receiveWithAuthorization`` or found by the watcher), withdrawals, `check_reserves`.
+
+`paywire.chain.eip3009` (authorizations and their signatures) and `paywire.chain.errors`
+do not import web3; the rest does (about a second), so they are imported on first use.
+Everything here needs the ``chain`` extra (web3, eth-tester, py-evm, vyper).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from paywire.chain.eip3009 import (
+    CANCEL_AUTHORIZATION,
+    RECEIVE_WITH_AUTHORIZATION,
+    Authorization,
+    AuthorizationKind,
+    new_nonce,
+    recover_authorizer,
+    sign_authorization,
+    sign_cancel,
+    split_signature,
+    token_domain,
+)
+from paywire.chain.errors import (
+    ChainError,
+    ChainIdMismatch,
+    ChainUnavailable,
+    ContractCompileFailed,
+    DepositRejected,
+    FaucetRefused,
+    InvalidAuthorization,
+    InvalidChainInput,
+    NoSigner,
+    TransactionPending,
+    TransactionReverted,
+    TransferMismatch,
+    WithdrawalFailed,
+    WithdrawalPending,
+)
+
+if TYPE_CHECKING:
+    from paywire.chain.base import Chain, Log, Receipt
+    from paywire.chain.bridge import rpc_bridge, rpc_route
+    from paywire.chain.compile import CompiledContract, compile_vyper, paywire_usd
+    from paywire.chain.local import LOCAL_CHAIN_ID, LocalChain, dev_key
+    from paywire.chain.reserve import (
+        AssetReserves,
+        Deposit,
+        DepositScan,
+        FileCursor,
+        MemoryCursor,
+        Reserve,
+        ReservesReport,
+        Withdrawal,
+        check_reserves,
+        deposit_transfer_id,
+        open_wallet_account,
+    )
+    from paywire.chain.rpc import RpcChain
+    from paywire.chain.token import Simulation, Token, TransferLog, revert_code
+
+_LAZY = {
+    "Chain": "paywire.chain.base",
+    "Log": "paywire.chain.base",
+    "Receipt": "paywire.chain.base",
+    "rpc_bridge": "paywire.chain.bridge",
+    "rpc_route": "paywire.chain.bridge",
+    "CompiledContract": "paywire.chain.compile",
+    "compile_vyper": "paywire.chain.compile",
+    "paywire_usd": "paywire.chain.compile",
+    "LOCAL_CHAIN_ID": "paywire.chain.local",
+    "LocalChain": "paywire.chain.local",
+    "dev_key": "paywire.chain.local",
+    "AssetReserves": "paywire.chain.reserve",
+    "Deposit": "paywire.chain.reserve",
+    "DepositScan": "paywire.chain.reserve",
+    "FileCursor": "paywire.chain.reserve",
+    "MemoryCursor": "paywire.chain.reserve",
+    "Reserve": "paywire.chain.reserve",
+    "ReservesReport": "paywire.chain.reserve",
+    "Withdrawal": "paywire.chain.reserve",
+    "check_reserves": "paywire.chain.reserve",
+    "deposit_transfer_id": "paywire.chain.reserve",
+    "open_wallet_account": "paywire.chain.reserve",
+    "RpcChain": "paywire.chain.rpc",
+    "Simulation": "paywire.chain.token",
+    "Token": "paywire.chain.token",
+    "TransferLog": "paywire.chain.token",
+    "revert_code": "paywire.chain.token",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paywire.chain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+__all__ = [
+    "CANCEL_AUTHORIZATION",
+    "LOCAL_CHAIN_ID",
+    "RECEIVE_WITH_AUTHORIZATION",
+    "AssetReserves",
+    "Authorization",
+    "AuthorizationKind",
+    "Chain",
+    "ChainError",
+    "ChainIdMismatch",
+    "ChainUnavailable",
+    "CompiledContract",
+    "ContractCompileFailed",
+    "Deposit",
+    "DepositRejected",
+    "DepositScan",
+    "FaucetRefused",
+    "FileCursor",
+    "InvalidAuthorization",
+    "InvalidChainInput",
+    "LocalChain",
+    "Log",
+    "MemoryCursor",
+    "NoSigner",
+    "Receipt",
+    "Reserve",
+    "ReservesReport",
+    "RpcChain",
+    "Simulation",
+    "Token",
+    "TransactionPending",
+    "TransactionReverted",
+    "TransferLog",
+    "TransferMismatch",
+    "Withdrawal",
+    "WithdrawalFailed",
+    "WithdrawalPending",
+    "check_reserves",
+    "compile_vyper",
+    "deposit_transfer_id",
+    "dev_key",
+    "new_nonce",
+    "open_wallet_account",
+    "paywire_usd",
+    "recover_authorizer",
+    "revert_code",
+    "rpc_bridge",
+    "rpc_route",
+    "sign_authorization",
+    "sign_cancel",
+    "split_signature",
+    "token_domain",
+]

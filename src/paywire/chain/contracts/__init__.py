@@ -1,0 +1,1 @@
+"""Contract sources shipped with paywire (Vyper), compiled by `paywire.chain.compile`."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import typer
 
 from paywire.cli import _common
+from paywire.cli.chain import deposit_command, faucet_command, withdraw_command
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.log import audit_command
@@ -59,6 +60,9 @@ app.command("audit")(audit_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)
 app.command("pay")(pay_command)
+app.command("faucet")(faucet_command)
+app.command("deposit")(deposit_command)
+app.command("withdraw")(withdraw_command)
 
 
 def run(args: Sequence[str]) -> int:

@@ -78,11 +78,39 @@ def checkpoint(operator: str = _OPERATOR, passphrase_file: Path = _PASSPHRASE_FI
 
 
 @ledger_app.command("verify")
-def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Recompute every balance from the log and check the books and checkpoints."""
+def verify(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    reserves: bool = typer.Option(
+        False, "--reserves", help="Also check the ledger's liabilities against the chain."
+    ),
+    operator_url: str = typer.Option(
+        None, "--operator-url", envvar="PAYWIRE_OPERATOR_URL", help="For --reserves."
+    ),
+) -> None:
+    """Recompute every balance from the log and check the books and checkpoints
+    (and, with --reserves, that the operator's reserves on chain cover the ledger)."""
     with open_cli_ledger() as ledger:
         report = ledger.log.verify()
+    if reserves:
+        from paywire.cli.chain import reserves_report
+
+        _print_reserves(reserves_report(operator_url), as_json)
     _print_report(report, as_json, "ledger")
+
+
+def _print_reserves(report: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print_json({"reserves": report})
+    else:
+        lines = report.get("assets")
+        for line in lines if isinstance(lines, list) else []:
+            console.print(
+                f"reserves {line['asset']}: on chain {line['onChain']} + in flight "
+                f"{line['inFlight']} vs liabilities {line['liabilities']} "
+                f"(surplus {line['surplus']})"
+            )
+    if not report.get("ok"):
+        raise AuditFailed(f"the reserves do not cover the ledger: {report.get('problems')}")
 
 
 @ledger_app.command("export")

@@ -13,6 +13,8 @@ from paywire.errors import InvalidInput, PaywireError
 
 if TYPE_CHECKING:
     from paywire.crypto.keys import PrivateKey
+    from paywire.ledger import Ledger
+    from paywire.service import ChainDesk
 
 DEFAULT_PORT = 4020
 """The facilitator's port unless --port says otherwise (x402 has no standard one)."""
@@ -36,25 +38,62 @@ def _key(name: str, passphrase_file: Path | None) -> PrivateKey:
 def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535),
-    operator: str = typer.Option("operator", "--operator", help="The facilitator's wallet."),
+    operator: str = typer.Option("operator", "--operator", help="The operator's wallet."),
+    chain: str = typer.Option(
+        "local",
+        "--chain",
+        help="'local': an in-process EVM chain with a test stablecoin (demo mode, served "
+        "at /rpc); 'none': the ledger network only.",
+    ),
     passphrase_file: Path = _PASSPHRASE_FILE,
 ) -> None:
-    """Run the facilitator (x402 /verify, /settle, /supported) over the ledger."""
+    """Run the operator's service: the facilitator (x402 /verify, /settle, /supported)
+    over the ledger, and deposits, withdrawals and the faucet on the local chain."""
+    import threading
+
     import uvicorn
 
     from paywire.cli.ledger import ledger_url, open_cli_ledger
     from paywire.protocol import Facilitator
-    from paywire.service import facilitator_app
+    from paywire.service import operator_app
 
+    if chain not in ("local", "none"):
+        raise InvalidInput("--chain is 'local' or 'none' (JSON-RPC chains come with config)")
     key = _key(operator, passphrase_file)
     with open_cli_ledger() as ledger:
         ledger.log.set_operator(key.address)
         facilitator = Facilitator.for_ledger(ledger, key)
-        console.print(f"paywire facilitator on http://{host}:{port}")
-        console.print(f"  network   {ledger.network}")
-        console.print(f"  ledger    {ledger_url()}")
-        console.print(f"  receipts  signed by {key.address}")
-        uvicorn.run(facilitator_app(facilitator), host=host, port=port, log_level="warning")
+        desk = _local_desk(ledger, key) if chain == "local" else None
+        stop = threading.Event()
+        if desk is not None:
+            threading.Thread(target=desk.reserve.watch, args=(stop,), daemon=True).start()
+        url = f"http://{host}:{port}"
+        console.print(f"paywire operator on {url}")
+        console.print(f"  ledger network  {ledger.network} ({ledger_url()})")
+        console.print(f"  receipts        signed by {key.address}")
+        if desk is not None:
+            info = desk.info()
+            console.print(
+                f"  chain           {info['network']} in process (demo: virtual funds), "
+                f"JSON-RPC at {url}/rpc"
+            )
+            console.print(f"  token           {info['symbol']} at {info['token']}")
+            console.print(f"  reserve         {info['reserve']}")
+        try:
+            uvicorn.run(
+                operator_app(facilitator, ledger, desk), host=host, port=port, log_level="warning"
+            )
+        finally:
+            stop.set()
+
+
+def _local_desk(ledger: Ledger, key: PrivateKey) -> ChainDesk:
+    from paywire.chain import LocalChain, Reserve
+    from paywire.service import ChainDesk
+
+    local = LocalChain(operator=key)
+    token = local.deploy_token(key.address)
+    return ChainDesk(local, token, Reserve(ledger, token, key))
 
 
 def pay_command(

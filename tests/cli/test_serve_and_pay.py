@@ -116,7 +116,7 @@ def test_serve_and_pay(
         out = cli(
             capsys, "pay", url, "--wallet", "agent", "--max", "$0.01", "--facilitator", operator
         )
-        assert "paid content" in out and "paid 3000 atomic USDC" in out
+        assert "paid content" in out and "paid 0.003 USDC" in out
         refused = cli(capsys, "pay", url, "--wallet", "agent", "--max", "$0.001", expect=1)
         assert "per-payment maximum" in refused
         cli(capsys, "pay", "ftp://nowhere", "--wallet", "agent", "--max", "$1", expect=1)

@@ -81,6 +81,56 @@ def _environment(folder: Path) -> Iterator[None]:
 _DEMO_ENV = {"PAYWIRE_PASSPHRASE": DEMO_PASSPHRASE, "PAYWIRE_LIGHT_KDF": "1"}
 
 
+@contextmanager
+def _search_api(folder: Path, pay_to: str) -> Iterator[str]:
+    """A priced search API with an in-process facilitator over the demo's ledger, served
+    on a loopback port for the duration of the block."""
+    import socket
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from paywire.crypto.keystore import KeyStore
+    from paywire.ledger import open_ledger
+    from paywire.protocol import Facilitator
+    from paywire.server import PaymentMiddleware
+
+    async def search(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        return JSONResponse({"query": query, "results": [f"{query}: result {n}" for n in (1, 2)]})
+
+    operator = KeyStore(folder / "keys").load("operator", DEMO_PASSPHRASE)
+    ledger = open_ledger(f"sqlite:///{folder / 'ledger.db'}")
+    app = Starlette(routes=[Route("/search", search)])
+    app.add_middleware(
+        PaymentMiddleware,
+        routes={"GET /search": "$0.002"},
+        pay_to=pay_to,
+        facilitator=Facilitator.for_ledger(ledger, operator),
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        if not server.started:
+            raise DemoFailed("the demo's search API did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        ledger.close()
+
+
 class _Tour:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -171,6 +221,27 @@ class _Tour:
         self.paywire("ledger post hold-1 --amount '$0.20' --id settle-1")
         self.paywire("ledger balance world alice search-api")
         self.paywire("ledger history alice")
+
+        self.say(
+            "Paying per request over HTTP 402 (x402 v2)",
+            "A search API charges $0.002 a request with one middleware; alice's agent meets "
+            "the 402, signs an EIP-712 authorization within its $0.01 limit, and retries. "
+            "The facilitator settles it as a ledger transfer before the API answers, and "
+            "signs a receipt.",
+        )
+        from paywire.crypto.keystore import KeyStore
+
+        keys = KeyStore(self.folder / "keys")
+        alice = keys.info("alice").address
+        self.paywire(f"ledger account open {alice}:USDC --owner alice")
+        self.paywire(f"ledger transfer --from alice --to {alice}:USDC --amount '$1' --id wallet-1")
+        with _search_api(self.folder, keys.info("search-api").address) as url:
+            self.paywire(f"pay {url}/search?q=agent+payments --wallet alice --max '$0.01'")
+            self.paywire(
+                f"pay {url}/search?q=too+expensive --wallet alice --max '$0.001'",
+                expect_failure=True,
+            )
+        self.paywire(f"ledger history {alice}:USDC")
 
         self.say(
             "A signed checkpoint and a proof",

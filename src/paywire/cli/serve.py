@@ -130,8 +130,16 @@ def pay_command(
     console.print(body[:MAX_SHOWN_BODY_CHARS], markup=False, highlight=False)
     receipt = response.extensions.get(RECEIPT)
     if receipt is not None:
+        from paywire.money import KNOWN_ASSETS, format_atomic
+
+        asset = KNOWN_ASSETS.get(receipt.asset)
+        shown = (
+            f"{format_atomic(receipt.amount, asset.decimals)} {asset.code}"
+            if asset is not None
+            else f"{receipt.amount} atomic units of {receipt.asset}"
+        )
         console.print(
-            f"[green]paid[/] {receipt.amount} atomic {receipt.asset} to {receipt.payee} "
+            f"[green]paid[/] {shown} to {receipt.payee} "
             f"on {receipt.network}\n  transaction {receipt.transaction}, log index "
             f"{receipt.log_index}, receipt signed by {receipt.signer()}"
         )

@@ -94,8 +94,12 @@ def test_faucet_deposit_withdraw_and_reserves(
 
     out = cli(capsys, "withdraw", "--wallet", "alice", "--amount", "$2.5", "--id", "w-1")
     assert "withdrew $2.5" in out
+    time.sleep(1.1)  # the retry is signed anew, with a later validBefore
     again = cli(capsys, "withdraw", "--wallet", "alice", "--amount", "$2.5", "--id", "w-1")
     assert "withdrew" in again  # the same id: reported, not paid twice
+    assert "other terms" in cli(
+        capsys, "withdraw", "--wallet", "alice", "--amount", "$1", "--id", "w-1", expect=1
+    )
     balance = json.loads(cli(capsys, "ledger", "balance", account, "--json"))
     assert balance[0]["available"] == "2500000"
 

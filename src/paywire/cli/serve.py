@@ -62,8 +62,10 @@ def serve_command(
     key = _key(operator, passphrase_file)
     with open_cli_ledger() as ledger:
         ledger.log.set_operator(key.address)
-        facilitator = Facilitator.for_ledger(ledger, key)
         desk = _local_desk(ledger, key) if chain == "local" else None
+        facilitator = Facilitator.for_networks(
+            key, ledger=ledger, tokens=[desk.token] if desk is not None else []
+        )
         stop = threading.Event()
         if desk is not None:
             threading.Thread(target=desk.reserve.watch, args=(stop,), daemon=True).start()
@@ -77,7 +79,10 @@ def serve_command(
                 f"  chain           {info['network']} in process (demo: virtual funds), "
                 f"JSON-RPC at {url}/rpc"
             )
-            console.print(f"  token           {info['symbol']} at {info['token']}")
+            console.print(
+                f"  token           {info['symbol']} at {info['token']} "
+                "(x402 exact on this chain too)"
+            )
             console.print(f"  reserve         {info['reserve']}")
         try:
             uvicorn.run(

@@ -4,6 +4,10 @@
         response = await client.get("http://localhost:8000/search?q=x")
         receipt = response.extensions["paywire_receipt"]
 
+    # Also on EVM chains, in the tokens named (each counts as a ledger asset):
+    PaywireClient(key, max_per_payment="$0.01", networks=["paywire:*", "eip155:*"],
+                  tokens={"0xUSDCAddress": USDC})
+
 On a 402 the transport reads `PAYMENT-REQUIRED`, asks its `Payer` for an option within
 the spending limit, signs, and sends the same request again (body included, read once and
 replayed) with `PAYMENT-SIGNATURE`. The answer's `PAYMENT-RESPONSE` receipt is checked and
@@ -22,7 +26,7 @@ from x402.schemas import PaymentPayload, PaymentRequired
 from paywire.client.payer import DEFAULT_NETWORKS, Payer, PaymentDeclined
 from paywire.crypto.keys import PrivateKey
 from paywire.errors import PaywireError
-from paywire.money import Amount
+from paywire.money import Amount, Asset
 from paywire.protocol.headers import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
@@ -177,9 +181,14 @@ def _payer(
     max_per_payment: str | Amount | Sequence[str | Amount],
     networks: Sequence[str],
     facilitators: Mapping[str, str] | None,
+    tokens: Mapping[str, Asset] | None,
 ) -> Payer:
     return Payer.create(
-        key, max_per_payment=max_per_payment, networks=networks, facilitators=facilitators
+        key,
+        max_per_payment=max_per_payment,
+        networks=networks,
+        facilitators=facilitators,
+        tokens=tokens,
     )
 
 
@@ -193,10 +202,11 @@ class PaywireClient(httpx.AsyncClient):
         max_per_payment: str | Amount | Sequence[str | Amount],
         networks: Sequence[str] = DEFAULT_NETWORKS,
         facilitators: Mapping[str, str] | None = None,
+        tokens: Mapping[str, Asset] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        self.payer = _payer(key, max_per_payment, networks, facilitators)
+        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens)
         super().__init__(transport=PaymentTransport(self.payer, transport), **kwargs)
 
 
@@ -210,8 +220,9 @@ class SyncPaywireClient(httpx.Client):
         max_per_payment: str | Amount | Sequence[str | Amount],
         networks: Sequence[str] = DEFAULT_NETWORKS,
         facilitators: Mapping[str, str] | None = None,
+        tokens: Mapping[str, Asset] | None = None,
         transport: httpx.BaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        self.payer = _payer(key, max_per_payment, networks, facilitators)
+        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens)
         super().__init__(transport=SyncPaymentTransport(self.payer, transport), **kwargs)

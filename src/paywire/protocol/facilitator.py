@@ -4,13 +4,20 @@ In process (`Facilitator`), a single-process provider needs no extra hop; over H
 (`paywire.service`), the same object answers `POST /verify`, `POST /settle` and
 `GET /supported` with x402 v2's shapes. Its answers never raise for a bad payment: they
 say `isValid: false` / `success: false` with the x402 error reason and a message.
+
+One facilitator serves the paywire ledger network (`LedgerExactScheme`) and any number of
+EVM chains (`EvmExactScheme`, one per chain, each with one or more tokens): see
+`Facilitator.for_networks`. Every success carries a receipt signed by the facilitator's
+key: on the ledger network for the ledger transfer, on a chain for the transaction (with
+the ledger entry that records it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from x402.schemas import (
     PaymentPayload,
@@ -22,17 +29,27 @@ from x402.schemas import (
 )
 
 from paywire.crypto.keys import PrivateKey
+from paywire.errors import InvalidInput
 from paywire.ledger import Ledger
+from paywire.money import Asset
 from paywire.protocol import errors
 from paywire.protocol.errors import PaymentProblem
+from paywire.protocol.evm_exact import EvmExactScheme, EvmSettled
 from paywire.protocol.ledger_network import LedgerExactScheme, Settled, Verified
 from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt
+
+if TYPE_CHECKING:
+    from paywire.chain.token import Token
 
 X402_VERSION = 2
 
 
 class SchemeHandler(Protocol):
-    """One (scheme, network) a facilitator can verify and settle."""
+    """One (scheme, network) a facilitator can verify and settle.
+
+    A handler whose `verify` calls a chain says so with a true ``blocking_verify``
+    attribute; the facilitator then runs it in a worker thread, off the event loop.
+    """
 
     scheme: str
     network: str
@@ -47,7 +64,7 @@ class SchemeHandler(Protocol):
         requirements: PaymentRequirements,
         *,
         resource: str | None = None,
-    ) -> Settled: ...
+    ) -> Settled | EvmSettled: ...
 
 
 class FacilitatorLike(Protocol):
@@ -80,34 +97,96 @@ class Facilitator:
     ) -> None:
         self._key = key
         self._clock = clock
-        self._handlers = {(handler.scheme, handler.network): handler for handler in handlers}
+        self._handlers: dict[tuple[str, str], SchemeHandler] = {}
+        for handler in handlers:
+            kind = (handler.scheme, handler.network)
+            if kind in self._handlers:
+                raise InvalidInput(
+                    f"two handlers for {handler.scheme} on {handler.network}: give one "
+                    "handler per network (an EvmExactScheme takes several tokens)"
+                )
+            self._handlers[kind] = handler
 
     @classmethod
     def for_ledger(cls, ledger: Ledger, key: PrivateKey) -> Facilitator:
         """A facilitator for `exact` payments on `ledger`'s network."""
         return cls(key, [LedgerExactScheme(ledger)])
 
+    @classmethod
+    def for_networks(
+        cls,
+        key: PrivateKey,
+        *,
+        ledger: Ledger,
+        tokens: Sequence[Token] = (),
+        ledger_network: bool = True,
+        evm_signer: PrivateKey | None = None,
+        assets: Mapping[str, Asset] | None = None,
+        confirmations: int | None = None,
+        receipt_timeout_s: float | None = None,
+    ) -> Facilitator:
+        """One facilitator for `ledger`'s network (unless `ledger_network` is False) and
+        `exact` on the chains of `tokens`: one `EvmExactScheme` per chain, holding that
+        chain's tokens, recording its payments in `ledger`.
+
+        `key` signs receipts; `evm_signer` pays the gas of EVM settlements (default: each
+        chain's default signer). `assets` maps token addresses to ledger assets (default:
+        each token's symbol and decimals).
+        """
+        handlers: list[SchemeHandler] = []
+        if ledger_network:
+            handlers.append(LedgerExactScheme(ledger))
+        by_network: dict[str, list[Token]] = {}
+        for token in tokens:
+            by_network.setdefault(token.chain.network, []).append(token)
+        for chain_tokens in by_network.values():
+            handlers.append(
+                EvmExactScheme(
+                    ledger,
+                    chain_tokens,
+                    signer=evm_signer,
+                    assets=assets,
+                    confirmations=confirmations,
+                    receipt_timeout_s=receipt_timeout_s,
+                )
+            )
+        return cls(key, handlers)
+
     @property
     def address(self) -> str:
         """The address that signs this facilitator's receipts."""
         return self._key.address
 
+    @property
+    def handlers(self) -> list[SchemeHandler]:
+        return list(self._handlers.values())
+
     def supported(self) -> SupportedResponse:
-        """What this facilitator settles (x402 `GET /supported`)."""
-        kinds = [
-            SupportedKind(
-                x402_version=X402_VERSION,
-                scheme=handler.scheme,
-                network=handler.network,
-                extra=handler.extra(),
+        """What this facilitator settles (x402 `GET /supported`): one kind per ledger
+        network and per EVM token (its ``extra`` names the token), and who signs:
+        ``paywire:*`` the receipts, ``eip155:*`` the settlement transactions."""
+        kinds: list[SupportedKind] = []
+        settlers: list[str] = []
+        for handler in self._handlers.values():
+            if isinstance(handler, EvmExactScheme):
+                extras: list[dict[str, Any] | None] = list(handler.extras())
+                if handler.signer.address not in settlers:
+                    settlers.append(handler.signer.address)
+            else:
+                extras = [handler.extra()]
+            kinds.extend(
+                SupportedKind(
+                    x402_version=X402_VERSION,
+                    scheme=handler.scheme,
+                    network=handler.network,
+                    extra=extra,
+                )
+                for extra in extras
             )
-            for handler in self._handlers.values()
-        ]
-        return SupportedResponse(
-            kinds=kinds,
-            extensions=[RECEIPT_EXTENSION],
-            signers={"paywire:*": [self.address]},
-        )
+        signers = {"paywire:*": [self.address]}
+        if settlers:
+            signers["eip155:*"] = settlers
+        return SupportedResponse(kinds=kinds, extensions=[RECEIPT_EXTENSION], signers=signers)
 
     async def fetch_supported(self) -> SupportedResponse:
         return self.supported()
@@ -134,7 +213,11 @@ class Facilitator:
     ) -> VerifyResponse:
         """Whether the payment would settle now (x402 `POST /verify`)."""
         try:
-            verified = self._handler(payload, requirements).verify(payload, requirements)
+            handler = self._handler(payload, requirements)
+            if getattr(handler, "blocking_verify", False):
+                verified = await asyncio.to_thread(handler.verify, payload, requirements)
+            else:
+                verified = handler.verify(payload, requirements)
         except PaymentProblem as problem:
             return VerifyResponse(
                 is_valid=False,
@@ -164,25 +247,34 @@ class Facilitator:
                 transaction="",
                 network=requirements.network,
             )
-        done = settled.transfer
-        receipt = Receipt(
-            network=requirements.network,
-            transaction=done.id,
-            payer=settled.authorization.payer,
-            payee=settled.authorization.payee,
-            asset=done.amount.asset.code,
-            amount=done.amount.atomic,
-            log_index=done.log_index,
-            leaf_hash=settled.leaf_hash,
-            timestamp=int(self._clock()),
-        ).signed(self._key)
+        authorization = settled.authorization
+        if isinstance(settled, EvmSettled):
+            transaction, asset = settled.tx_hash, settled.token
+            record, leaf_hash = settled.transfer, settled.leaf_hash
+        else:
+            transaction, asset = settled.transfer.id, settled.transfer.amount.asset.code
+            record, leaf_hash = settled.transfer, settled.leaf_hash
+        extensions = None
+        if record is not None and leaf_hash is not None:
+            receipt = Receipt(
+                network=requirements.network,
+                transaction=transaction,
+                payer=authorization.payer,
+                payee=authorization.payee,
+                asset=asset,
+                amount=authorization.value,
+                log_index=record.log_index,
+                leaf_hash=leaf_hash,
+                timestamp=int(self._clock()),
+            ).signed(self._key)
+            extensions = {RECEIPT_EXTENSION: receipt.to_json()}
         return SettleResponse(
             success=True,
-            payer=settled.authorization.payer,
-            transaction=done.id,
+            payer=authorization.payer,
+            transaction=transaction,
             network=requirements.network,
-            amount=str(done.amount.atomic),
-            extensions={RECEIPT_EXTENSION: receipt.to_json()},
+            amount=str(authorization.value),
+            extensions=extensions,
         )
 
 

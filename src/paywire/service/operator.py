@@ -123,6 +123,17 @@ def _handler(work: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], A
     return endpoint
 
 
+def _first_withdrawal(ledger: Ledger, withdrawal_id: str) -> str | None:
+    """The signed request a withdrawal id was first made with, if it was."""
+    from paywire.ledger import TransferNotFound
+
+    try:
+        held = ledger.transfer(f"withdrawal:{withdrawal_id}")
+    except TransferNotFound:
+        return None
+    return held.authorization
+
+
 def operator_app(
     facilitator: Facilitator,
     ledger: Ledger,
@@ -168,6 +179,20 @@ def operator_app(
             raise _Refused(400, "invalid_request", "signature must be 0x-hex text")
         withdrawal.check(here.token.domain, signature, int(clock()))
         record = json.dumps({"request": withdrawal.to_json(), "signature": signature})
+        first = _first_withdrawal(ledger, withdrawal.id)
+        if first is not None:
+            # A retry may be signed anew (a later validBefore): the same withdrawal if its
+            # terms are the same, so keep the first signed request as the hold has it.
+            terms = json.loads(first)["request"]
+            if (terms["wallet"], terms["to"], terms["value"]) != (
+                withdrawal.wallet,
+                withdrawal.to,
+                str(withdrawal.value),
+            ):
+                raise _Refused(
+                    409, "idempotency_conflict", f"withdrawal {withdrawal.id!r} had other terms"
+                )
+            record = first
         done = await run_in_threadpool(
             lambda: here.reserve.withdraw(
                 withdrawal.id,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,17 +22,12 @@ from typing import Any
 import httpx
 
 from bench._harness import DEFAULT_SECONDS, Rate, measure, report
+from paywire._dev.http import free_port
 from paywire.client import SyncPaywireClient
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, NewAccount, open_ledger, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.money import USDC
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _books(db: Path, agent: PrivateKey) -> None:
@@ -48,7 +42,7 @@ def over_http(folder: Path) -> list[Rate]:
     agent, operator, provider = (PrivateKey.generate() for _ in range(3))
     db = folder / "http.db"
     _books(db, agent)
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "BENCH_OPERATOR_KEY": operator.to_hex(),

@@ -5,16 +5,13 @@ py-evm."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
 
+from paywire._dev.http import ServedApps
 from paywire.chain import LocalChain, Token
 from paywire.chain.compile import paywire_usd
 from paywire.crypto import PrivateKey
@@ -71,32 +68,9 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         yield books
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[[ASGIApp], str]]:
     """Serve ASGI apps with uvicorn on loopback, in threads; yields their base URLs."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: ASGIApp) -> str:
-        port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    served = ServedApps()
+    yield served.start
+    served.close()

@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from paywire._dev.http import start_paywire
 from paywire.cli import run
 from paywire.crypto.keystore import KeyStore
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
@@ -43,33 +34,11 @@ def operator_url(
     monkeypatch.delenv("PAYWIRE_DB", raising=False)
     cli(capsys, "wallet", "new", "operator")
     cli(capsys, "ledger", "init")
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
+    try:
+        process, url = start_paywire(["serve"], "/chain")
+    except RuntimeError as error:
+        pytest.fail(str(error))
     monkeypatch.setenv("PAYWIRE_OPERATOR_URL", url)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from paywire.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/chain").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"paywire serve did not start: {output}")
-        time.sleep(0.1)
     yield url
     process.terminate()
     process.wait(timeout=10)

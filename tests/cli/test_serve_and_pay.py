@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paywire._dev.http import ServedApps, start_paywire
 from paywire.cli import run
 from paywire.crypto.keystore import KeyStore
 from paywire.protocol import RemoteFacilitator
 from paywire.server import PaymentMiddleware
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -52,32 +39,10 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
 def facilitator_url(home: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[str]:
     cli(capsys, "wallet", "new", "operator")
     cli(capsys, "ledger", "init")
-    port = _port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from paywire.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"paywire serve did not start: {output}")
-        time.sleep(0.05)
+    try:
+        process, url = start_paywire(["serve", "--chain", "none"], "/health")
+    except RuntimeError as error:
+        pytest.fail(str(error))
     yield url
     process.terminate()
     process.wait(timeout=10)
@@ -105,14 +70,9 @@ def test_serve_and_pay(
         pay_to=shop,
         facilitator=RemoteFacilitator(facilitator_url),
     )
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    served = ServedApps()
     try:
-        url = f"http://127.0.0.1:{port}/search"
+        url = served.start(app) + "/search"
         out = cli(
             capsys, "pay", url, "--wallet", "agent", "--max", "$0.01", "--facilitator", operator
         )
@@ -123,8 +83,7 @@ def test_serve_and_pay(
         cli(capsys, "pay", "http://127.0.0.1:9/x", "--wallet", "agent", "--max", "$1", expect=1)
         cli(capsys, "pay", url, "--wallet", "nobody", "--max", "$1", expect=1)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.close()
     balances = cli(capsys, "ledger", "balance", f"{agent}:USDC", f"{shop}:USDC", "--json")
     assert '"997000"' in balances and '"3000"' in balances
     assert "OK" in cli(capsys, "ledger", "verify")

@@ -85,15 +85,12 @@ _DEMO_ENV = {"PAYWIRE_PASSPHRASE": DEMO_PASSPHRASE, "PAYWIRE_LIGHT_KDF": "1"}
 def _search_api(folder: Path, pay_to: str) -> Iterator[str]:
     """A priced search API with an in-process facilitator over the demo's ledger, served
     on a loopback port for the duration of the block."""
-    import socket
-    import threading
-
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from paywire._dev.http import ServedApps
     from paywire.crypto.keystore import KeyStore
     from paywire.ledger import open_ledger
     from paywire.protocol import Facilitator
@@ -112,22 +109,15 @@ def _search_api(folder: Path, pay_to: str) -> Iterator[str]:
         pay_to=pay_to,
         facilitator=Facilitator.for_ledger(ledger, operator),
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    served = ServedApps()
     try:
-        if not server.started:
-            raise DemoFailed("the demo's search API did not start")
-        yield f"http://127.0.0.1:{port}"
+        try:
+            url = served.start(app, log_level="error")
+        except RuntimeError as error:
+            raise DemoFailed(f"the demo's search API did not start: {error}") from None
+        yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.close()
         ledger.close()
 
 

@@ -11,41 +11,18 @@ EVM in Python: a real node answers a simulation in well under a millisecond.
 from __future__ import annotations
 
 import itertools
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-import uvicorn
-from starlette.types import ASGIApp
 from web3 import Web3
 
 from bench._harness import DEFAULT_SECONDS, Rate, measure, report
+from paywire._dev.http import served
 from paywire.chain import LocalChain, RpcChain, Token, rpc_bridge
 from paywire.chain.compile import paywire_usd
 from paywire.crypto import PrivateKey
 
 SAMPLES = 64
 """Signed authorizations cycled through by the simulations (all stay valid: not settled)."""
-
-
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` with uvicorn on a loopback port in a thread; its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _payer(chain: LocalChain, token: Token) -> PrivateKey:
@@ -131,7 +108,7 @@ def main() -> None:
             authorization, token.sign_transfer(payer, authorization)
         )
 
-    with serve(rpc_bridge(chain)) as base_url:
+    with served(rpc_bridge(chain)) as base_url:
         remote = RpcChain(base_url + "/rpc", chain.chain_id, signer=chain.operator)
         remote_token = remote.token(token.address)
 

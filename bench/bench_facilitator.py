@@ -19,17 +19,11 @@ both sides, where a real node answers one in well under a millisecond.
 from __future__ import annotations
 
 import itertools
-import socket
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
 from eth_account import Account
-from starlette.types import ASGIApp
 from x402.mechanisms.evm.exact.client import ExactEvmScheme as ExactEvmClient
 from x402.mechanisms.evm.exact.eip3009_utils import classify_eip3009_signature
 from x402.mechanisms.evm.exact.facilitator import ExactEvmScheme as ExactEvmFacilitator
@@ -38,6 +32,7 @@ from x402.mechanisms.evm.types import ExactEIP3009Payload
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from bench._harness import DEFAULT_SECONDS, Rate, measure, report
+from paywire._dev.http import served
 from paywire.chain import LocalChain, RpcChain, Token, rpc_bridge
 from paywire.crypto import PrivateKey
 from paywire.ledger import open_ledger
@@ -47,24 +42,6 @@ SAMPLES = 64
 """Signed payments cycled through (all stay valid: verify settles nothing)."""
 
 PRICE = 1_000
-
-
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` with uvicorn on a loopback port in a thread; its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _payments(
@@ -152,7 +129,7 @@ def main() -> None:
                     _verifier(paywire.verify, wanted, payloads, _paywire_ok),
                 ),
             ]
-            with serve(rpc_bridge(chain)) as base_url:
+            with served(rpc_bridge(chain)) as base_url:
                 remote = RpcChain(base_url + "/rpc", chain.chain_id, signer=chain.operator)
                 paywire_rpc = EvmExactScheme(ledger, [remote.token(token.address)])
                 sdk_rpc = ExactEvmFacilitator(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from payment_helpers import Calls, fund
@@ -14,6 +15,9 @@ from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
 from paywire.money import USDC
 from paywire.protocol import Facilitator
+
+if TYPE_CHECKING:
+    from paywire.chain import LocalChain, Token
 
 
 @pytest.fixture
@@ -63,3 +67,16 @@ def serve() -> Iterator[Callable[[ASGIApp], str]]:
     served = ServedApps()
     yield served.start
     served.close()
+
+
+@pytest.fixture(scope="module")
+def chain() -> LocalChain:
+    """One in-process EVM chain per test module (deploying is the slow part)."""
+    from paywire.chain import LocalChain
+
+    return LocalChain()
+
+
+@pytest.fixture(scope="module")
+def token(chain: LocalChain) -> Token:
+    return chain.deploy_token(chain.operator.address)

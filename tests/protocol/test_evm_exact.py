@@ -33,16 +33,6 @@ pytestmark = pytest.mark.anyio
 PRICE = 1_000  # $0.001 in USDC's atomic units
 
 
-@pytest.fixture(scope="module")
-def chain() -> LocalChain:
-    return LocalChain()
-
-
-@pytest.fixture(scope="module")
-def token(chain: LocalChain) -> Token:
-    return chain.deploy_token(chain.operator.address)
-
-
 @pytest.fixture
 def evm(ledger: Ledger, operator: PrivateKey, token: Token) -> Facilitator:
     """The ledger network and the module's chain, in one facilitator."""

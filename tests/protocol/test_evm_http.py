@@ -34,16 +34,6 @@ Serve = Callable[[ASGIApp], str]
 PRICE = 1_000
 
 
-@pytest.fixture(scope="module")
-def chain() -> LocalChain:
-    return LocalChain()
-
-
-@pytest.fixture(scope="module")
-def token(chain: LocalChain) -> Token:
-    return chain.deploy_token(chain.operator.address)
-
-
 @pytest.fixture
 def facilitator(ledger: Ledger, operator: PrivateKey, token: Token) -> Facilitator:
     return Facilitator.for_networks(operator, ledger=ledger, tokens=[token])

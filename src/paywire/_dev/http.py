@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import httpx
 import uvicorn
@@ -57,6 +58,16 @@ class ServedApps:
         for _, thread in self._servers:
             thread.join(timeout=10)
         self._servers.clear()
+
+
+@contextmanager
+def served(app: ASGIApp, *, log_level: str = "warning") -> Iterator[str]:
+    """Serve one app for the duration of the block; yields its base URL."""
+    apps = ServedApps()
+    try:
+        yield apps.start(app, log_level=log_level)
+    finally:
+        apps.close()
 
 
 def start_paywire(args: Sequence[str], ready_path: str) -> tuple[subprocess.Popen[bytes], str]:

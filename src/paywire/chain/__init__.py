@@ -49,30 +49,25 @@ from paywire.chain.errors import (
 )
 
 if TYPE_CHECKING:
-    from paywire.chain.base import Chain, Log, Receipt
+    from paywire.chain.base._chain import Chain
+    from paywire.chain.base._values import Log, Receipt
     from paywire.chain.bridge import rpc_bridge, rpc_route
     from paywire.chain.compile import CompiledContract, compile_vyper, paywire_usd
     from paywire.chain.local import LOCAL_CHAIN_ID, LocalChain, dev_key
-    from paywire.chain.reserve import (
-        AssetReserves,
-        Deposit,
-        DepositScan,
-        FileCursor,
-        MemoryCursor,
-        Reserve,
-        ReservesReport,
-        Withdrawal,
-        check_reserves,
-        deposit_transfer_id,
-        open_wallet_account,
-    )
+    from paywire.chain.reserve._accounts import deposit_transfer_id, open_wallet_account
+    from paywire.chain.reserve._check import AssetReserves, ReservesReport, check_reserves
+    from paywire.chain.reserve._cursor import FileCursor, MemoryCursor
+    from paywire.chain.reserve._deposits import Deposit, DepositScan
+    from paywire.chain.reserve._reserve import Reserve
+    from paywire.chain.reserve._withdrawals import Withdrawal
     from paywire.chain.rpc import RpcChain
-    from paywire.chain.token import Simulation, Token, TransferLog, revert_code
+    from paywire.chain.token._authorization import Simulation, Token, revert_code
+    from paywire.chain.token._contract import TransferLog
 
 _LAZY = {
-    "Chain": "paywire.chain.base",
-    "Log": "paywire.chain.base",
-    "Receipt": "paywire.chain.base",
+    "Chain": "paywire.chain.base._chain",
+    "Log": "paywire.chain.base._values",
+    "Receipt": "paywire.chain.base._values",
     "rpc_bridge": "paywire.chain.bridge",
     "rpc_route": "paywire.chain.bridge",
     "CompiledContract": "paywire.chain.compile",
@@ -81,22 +76,22 @@ _LAZY = {
     "LOCAL_CHAIN_ID": "paywire.chain.local",
     "LocalChain": "paywire.chain.local",
     "dev_key": "paywire.chain.local",
-    "AssetReserves": "paywire.chain.reserve",
-    "Deposit": "paywire.chain.reserve",
-    "DepositScan": "paywire.chain.reserve",
-    "FileCursor": "paywire.chain.reserve",
-    "MemoryCursor": "paywire.chain.reserve",
-    "Reserve": "paywire.chain.reserve",
-    "ReservesReport": "paywire.chain.reserve",
-    "Withdrawal": "paywire.chain.reserve",
-    "check_reserves": "paywire.chain.reserve",
-    "deposit_transfer_id": "paywire.chain.reserve",
-    "open_wallet_account": "paywire.chain.reserve",
+    "AssetReserves": "paywire.chain.reserve._check",
+    "Deposit": "paywire.chain.reserve._deposits",
+    "DepositScan": "paywire.chain.reserve._deposits",
+    "FileCursor": "paywire.chain.reserve._cursor",
+    "MemoryCursor": "paywire.chain.reserve._cursor",
+    "Reserve": "paywire.chain.reserve._reserve",
+    "ReservesReport": "paywire.chain.reserve._check",
+    "Withdrawal": "paywire.chain.reserve._withdrawals",
+    "check_reserves": "paywire.chain.reserve._check",
+    "deposit_transfer_id": "paywire.chain.reserve._accounts",
+    "open_wallet_account": "paywire.chain.reserve._accounts",
     "RpcChain": "paywire.chain.rpc",
-    "Simulation": "paywire.chain.token",
-    "Token": "paywire.chain.token",
-    "TransferLog": "paywire.chain.token",
-    "revert_code": "paywire.chain.token",
+    "Simulation": "paywire.chain.token._authorization",
+    "Token": "paywire.chain.token._authorization",
+    "TransferLog": "paywire.chain.token._contract",
+    "revert_code": "paywire.chain.token._authorization",
 }
 
 

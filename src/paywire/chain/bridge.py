@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.chain.base import ERROR_STRING_SELECTOR
+from paywire.chain.base._failures import ERROR_STRING_SELECTOR
 from paywire.chain.local import LocalChain, dev_key
 from paywire.chain.rpc import DEMO_METHOD
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from web3 import EthereumTesterProvider, Web3
 
-from paywire.chain.base import DEFAULT_RECEIPT_TIMEOUT_S, Chain
+from paywire.chain.base._chain import DEFAULT_RECEIPT_TIMEOUT_S, Chain
 from paywire.chain.errors import ChainError
 from paywire.crypto import PrivateKey
 

@@ -11,7 +11,7 @@ import re
 
 from web3 import HTTPProvider, Web3
 
-from paywire.chain.base import DEFAULT_RECEIPT_TIMEOUT_S, Chain
+from paywire.chain.base._chain import DEFAULT_RECEIPT_TIMEOUT_S, Chain
 from paywire.chain.errors import ChainError, ChainIdMismatch
 from paywire.crypto import PrivateKey
 

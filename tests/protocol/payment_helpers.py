@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,6 +16,14 @@ from paywire.ledger import AccountKind, Ledger, NewAccount, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.money import USDC
 from paywire.server import PaymentMiddleware
+
+
+def without_payment_id(header: str) -> str:
+    """A PAYMENT-SIGNATURE header without its payment-identifier id (as sent by a client
+    that does not use the extension)."""
+    payment = json.loads(base64.b64decode(header))
+    payment.pop("extensions", None)
+    return base64.b64encode(json.dumps(payment).encode()).decode()
 
 
 def fund(ledger: Ledger, key: PrivateKey, atomic: int) -> str:

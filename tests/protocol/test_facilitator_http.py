@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from paywire.client import RECEIPT, PaywireClient
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import Ledger
+from paywire.ledger.names import wallet_account_id
 from paywire.protocol import Facilitator, RemoteFacilitator
 from paywire.protocol.headers import decode_payment, decode_settle_response
 from paywire.service import facilitator_app
@@ -48,7 +49,7 @@ async def test_supported(facilitator_url: str, ledger: Ledger, operator: Private
             "extra": {"name": "paywire", "version": "1"},
         }
     ]
-    assert supported["extensions"] == ["paywire-receipt"]
+    assert supported["extensions"] == ["paywire-receipt", "payment-identifier"]
     assert supported["signers"] == {"paywire:*": [operator.address]}
 
 
@@ -65,8 +66,10 @@ async def test_a_provider_uses_a_remote_facilitator(
 
 
 async def _payment(
-    remote_base: str, agent: PrivateKey
+    remote_base: str, agent: PrivateKey, *, with_id: bool = False
 ) -> tuple[dict[str, object], dict[str, object]]:
+    """A signed payment (and its requirements) as JSON, not spent; without its payment id
+    unless `with_id`."""
     captured: list[str] = []
 
     class Capture(httpx.AsyncBaseTransport):
@@ -82,6 +85,8 @@ async def _payment(
         await client.get(f"{remote_base}/search")
     payment = decode_payment(captured[0])
     payload = payment.model_dump(by_alias=True, exclude_none=True)
+    if not with_id:
+        payload.pop("extensions", None)
     return payload, payload["accepted"]
 
 
@@ -102,6 +107,29 @@ async def test_verify_and_settle_over_http(
         reverify = (await http.post(f"{facilitator_url}/verify", json=body)).json()
         assert reverify["isValid"] is False
         assert reverify["invalidReason"] == "invalid_exact_paywire_nonce_already_used"
+
+
+async def test_a_payment_id_settles_once_and_answers_again(
+    remote_base: str, facilitator_url: str, agent: PrivateKey, ledger: Ledger
+) -> None:
+    payload, requirements = await _payment(remote_base, agent, with_id=True)
+    body = {"x402Version": 2, "paymentPayload": payload, "paymentRequirements": requirements}
+    async with httpx.AsyncClient() as http:
+        settled = (await http.post(f"{facilitator_url}/settle", json=body)).json()
+        again = (await http.post(f"{facilitator_url}/settle", json=body)).json()
+        reverify = (await http.post(f"{facilitator_url}/verify", json=body)).json()
+        other, _ = await _payment(remote_base, agent, with_id=True)
+        other["extensions"] = payload["extensions"]  # another payment, the same id
+        conflict = {**body, "paymentPayload": other}
+        refused = (await http.post(f"{facilitator_url}/settle", json=conflict)).json()
+        unverified = (await http.post(f"{facilitator_url}/verify", json=conflict)).json()
+    assert settled["success"] is True
+    assert again == settled  # the first answer, receipt and all
+    assert reverify["isValid"] is True
+    assert refused["success"] is False
+    assert refused["errorReason"] == "payment_identifier_conflict"
+    assert unverified["invalidReason"] == "payment_identifier_conflict"
+    assert ledger.balance(wallet_account_id(agent.address, "USDC")).available == 999_000
 
 
 @pytest.mark.parametrize(

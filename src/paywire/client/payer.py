@@ -29,6 +29,7 @@ from paywire.errors import PaywireError
 from paywire.money import KNOWN_ASSETS, Amount, Asset, parse_amount
 from paywire.protocol.authorization import sign_authorization
 from paywire.protocol.evm_exact import MAX_DOMAIN_TEXT_CHARS, evm_chain_id
+from paywire.protocol.idempotency import PAYMENT_IDENTIFIER, with_payment_id
 from paywire.protocol.ledger_network import SCHEME, ledger_domain
 from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt, check_receipt
 
@@ -188,7 +189,10 @@ class Payer:
             ) from None
 
     def pay(self, required: PaymentRequired, requirements: PaymentRequirements) -> PaymentPayload:
-        """Sign a payment for `requirements`, valid for their `maxTimeoutSeconds`."""
+        """Sign a payment for `requirements`, valid for their `maxTimeoutSeconds`, with a
+        fresh payment id if the server takes x402's `payment-identifier` (so the same
+        payment can be sent again after a lost answer, and is answered, not charged, twice).
+        """
         now = int(self.clock())
         authorization = sign_authorization(
             self.key,
@@ -198,9 +202,12 @@ class Payer:
             valid_after=max(0, now - VALID_AFTER_SLACK_S),
             valid_before=now + requirements.max_timeout_seconds,
         )
-        return PaymentPayload(
+        payment = PaymentPayload(
             accepted=requirements, payload=authorization.to_payload(), resource=required.resource
         )
+        if PAYMENT_IDENTIFIER in (required.extensions or {}):
+            payment = with_payment_id(payment)
+        return payment
 
     def keep_receipt(self, settled: SettleResponse) -> Receipt | None:
         """Check and keep the receipt in a settlement response (None if it carries none)."""

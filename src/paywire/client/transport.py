@@ -35,11 +35,16 @@ from paywire.protocol.headers import (
     decode_settle_response,
     encode,
 )
+from paywire.protocol.idempotency import payment_id
 
 logger = logging.getLogger("paywire.client")
 
 MAX_REPLAY_BODY_BYTES = 16 * 1024 * 1024
 """A request body is held in memory to be sent twice; past this, pay before you upload."""
+
+MAX_PAID_ATTEMPTS = 3
+"""Sends of one paid request when the connection fails (only for a payment with a payment
+id, which the server answers once: a retry can never pay twice)."""
 
 RECEIPT = "paywire_receipt"
 """The key of the checked receipt in a paid response's `extensions`."""
@@ -64,6 +69,14 @@ def _retry(request: httpx.Request, body: bytes, payment: PaymentPayload) -> http
     return httpx.Request(
         request.method, request.url, headers=headers, content=body, extensions=request.extensions
     )
+
+
+def _retryable(payment: PaymentPayload, attempt: int, error: httpx.TransportError) -> bool:
+    """Whether to send a paid request again after `error`: only a payment with an id."""
+    if attempt + 1 >= MAX_PAID_ATTEMPTS or payment_id(payment) is None:
+        return False
+    logger.info("a paid request failed (%s); sending it again", type(error).__name__)
+    return True
 
 
 def _route(request: httpx.Request) -> str:
@@ -110,9 +123,7 @@ class PaymentTransport(httpx.AsyncBaseTransport):
         route = _route(request)
         known = self.payer.remembered(route)
         if known is not None:
-            response = await self._inner.handle_async_request(
-                _retry(request, body, self.payer.pay(*known))
-            )
+            response = await self._send_paid(request, body, self.payer.pay(*known))
         else:
             response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
@@ -126,13 +137,24 @@ class PaymentTransport(httpx.AsyncBaseTransport):
             await response.aclose()
         required = _required(response)
         requirements = self.payer.choose(required)
-        paid = await self._inner.handle_async_request(
-            _retry(request, body, self.payer.pay(required, requirements))
-        )
+        paid = await self._send_paid(request, body, self.payer.pay(required, requirements))
         _settled(self.payer, paid)
         if paid.status_code < 400:
             self.payer.remember(route, required, requirements)
         return paid
+
+    async def _send_paid(
+        self, request: httpx.Request, body: bytes, payment: PaymentPayload
+    ) -> httpx.Response:
+        paid = _retry(request, body, payment)
+        attempt = 0
+        while True:
+            try:
+                return await self._inner.handle_async_request(paid)
+            except httpx.TransportError as error:
+                if not _retryable(payment, attempt, error):
+                    raise
+                attempt += 1
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -150,7 +172,7 @@ class SyncPaymentTransport(httpx.BaseTransport):
         route = _route(request)
         known = self.payer.remembered(route)
         if known is not None:
-            response = self._inner.handle_request(_retry(request, body, self.payer.pay(*known)))
+            response = self._send_paid(request, body, self.payer.pay(*known))
         else:
             response = self._inner.handle_request(request)
         if response.status_code != 402:
@@ -164,13 +186,24 @@ class SyncPaymentTransport(httpx.BaseTransport):
             response.close()
         required = _required(response)
         requirements = self.payer.choose(required)
-        paid = self._inner.handle_request(
-            _retry(request, body, self.payer.pay(required, requirements))
-        )
+        paid = self._send_paid(request, body, self.payer.pay(required, requirements))
         _settled(self.payer, paid)
         if paid.status_code < 400:
             self.payer.remember(route, required, requirements)
         return paid
+
+    def _send_paid(
+        self, request: httpx.Request, body: bytes, payment: PaymentPayload
+    ) -> httpx.Response:
+        paid = _retry(request, body, payment)
+        attempt = 0
+        while True:
+            try:
+                return self._inner.handle_request(paid)
+            except httpx.TransportError as error:
+                if not _retryable(payment, attempt, error):
+                    raise
+                attempt += 1
 
     def close(self) -> None:
         self._inner.close()

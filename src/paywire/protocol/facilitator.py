@@ -35,6 +35,16 @@ from paywire.money import Asset
 from paywire.protocol import errors
 from paywire.protocol.errors import PaymentProblem
 from paywire.protocol.evm_exact import EvmExactScheme, EvmSettled
+from paywire.protocol.idempotency import (
+    PAYMENT_IDENTIFIER,
+    IdempotencyStore,
+    KeyLocks,
+    MemoryIdempotencyStore,
+    PaidResult,
+    idempotency_key,
+    payment_fingerprint,
+    payment_id,
+)
 from paywire.protocol.ledger_network import LedgerExactScheme, Settled, Verified
 from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt
 
@@ -86,7 +96,14 @@ class FacilitatorLike(Protocol):
 
 
 class Facilitator:
-    """Verifies and settles payments for the schemes and networks it holds."""
+    """Verifies and settles payments for the schemes and networks it holds.
+
+    A payment that carries an x402 `payment-identifier` settles once: settling it again
+    (the same signed payment with the same id) answers the first settlement, receipt
+    included, and `verify` says it is valid; another payment with that id is refused
+    with ``payment_identifier_conflict``. Results are kept in `idempotency` (default: in
+    memory, for a day).
+    """
 
     def __init__(
         self,
@@ -94,9 +111,12 @@ class Facilitator:
         handlers: Sequence[SchemeHandler],
         *,
         clock: Callable[[], float] = time.time,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self._key = key
         self._clock = clock
+        self._results: IdempotencyStore = idempotency or MemoryIdempotencyStore(clock=clock)
+        self._locks = KeyLocks()
         self._handlers: dict[tuple[str, str], SchemeHandler] = {}
         for handler in handlers:
             kind = (handler.scheme, handler.network)
@@ -186,7 +206,9 @@ class Facilitator:
         signers = {"paywire:*": [self.address]}
         if settlers:
             signers["eip155:*"] = settlers
-        return SupportedResponse(kinds=kinds, extensions=[RECEIPT_EXTENSION], signers=signers)
+        return SupportedResponse(
+            kinds=kinds, extensions=[RECEIPT_EXTENSION, PAYMENT_IDENTIFIER], signers=signers
+        )
 
     async def fetch_supported(self) -> SupportedResponse:
         return self.supported()
@@ -211,9 +233,12 @@ class Facilitator:
     async def verify(
         self, payload: PaymentPayload, requirements: PaymentRequirements
     ) -> VerifyResponse:
-        """Whether the payment would settle now (x402 `POST /verify`)."""
+        """Whether the payment would settle now (x402 `POST /verify`); a payment already
+        settled under its payment id is valid (settling it answers the first result)."""
         try:
             handler = self._handler(payload, requirements)
+            if await self._settled_before(payload) is not None:
+                return VerifyResponse(is_valid=True, payer=_payer(payload))
             if getattr(handler, "blocking_verify", False):
                 verified = await asyncio.to_thread(handler.verify, payload, requirements)
             else:
@@ -234,19 +259,53 @@ class Facilitator:
         *,
         resource: str | None = None,
     ) -> SettleResponse:
-        """Move the money and sign a receipt (x402 `POST /settle`)."""
+        """Move the money and sign a receipt (x402 `POST /settle`), once per payment id."""
+        try:
+            value = payment_id(payload)
+            if value is None:
+                return await self._settle(payload, requirements, resource)
+            key = idempotency_key(payload, value)
+            async with self._locks.hold(key):
+                first = await self._settled_before(payload)
+                if first is not None:
+                    return first
+                settled = await self._settle(payload, requirements, resource)
+                if settled.success:
+                    body = settled.model_dump_json(by_alias=True, exclude_none=True).encode()
+                    result = PaidResult(
+                        payment_fingerprint(payload), 200, (), body, "", self._clock()
+                    )
+                    await self._results.put(key, result)
+                return settled
+        except PaymentProblem as problem:
+            return _refusal(payload, requirements, problem)
+
+    async def _settled_before(self, payload: PaymentPayload) -> SettleResponse | None:
+        """The first settlement of this payment's id; a `PaymentProblem` if that id
+        settled another payment; None if the id is new (or the payment has none)."""
+        value = payment_id(payload)
+        if value is None:
+            return None
+        result = await self._results.get(idempotency_key(payload, value))
+        if result is None:
+            return None
+        if result.fingerprint != payment_fingerprint(payload):
+            raise PaymentProblem(
+                errors.PAYMENT_ID_CONFLICT,
+                f"payment id {value} was used for another payment: sign a new payment with "
+                "a new id",
+                status=409,
+            )
+        return SettleResponse.model_validate_json(result.body)
+
+    async def _settle(
+        self, payload: PaymentPayload, requirements: PaymentRequirements, resource: str | None
+    ) -> SettleResponse:
         try:
             handler = self._handler(payload, requirements)
             settled = await handler.settle(payload, requirements, resource=resource)
         except PaymentProblem as problem:
-            return SettleResponse(
-                success=False,
-                error_reason=problem.reason,
-                error_message=problem.message,
-                payer=_payer(payload),
-                transaction="",
-                network=requirements.network,
-            )
+            return _refusal(payload, requirements, problem)
         authorization = settled.authorization
         if isinstance(settled, EvmSettled):
             transaction, asset = settled.tx_hash, settled.token
@@ -278,6 +337,19 @@ class Facilitator:
         )
 
 
+def _refusal(
+    payload: PaymentPayload, requirements: PaymentRequirements, problem: PaymentProblem
+) -> SettleResponse:
+    return SettleResponse(
+        success=False,
+        error_reason=problem.reason,
+        error_message=problem.message,
+        payer=_payer(payload),
+        transaction="",
+        network=requirements.network,
+    )
+
+
 def _payer(payload: PaymentPayload) -> str | None:
     authorization = payload.payload.get("authorization")
     if isinstance(authorization, dict):
@@ -288,5 +360,8 @@ def _payer(payload: PaymentPayload) -> str | None:
 
 
 def problem_status(reason: str | None) -> int:
-    """The HTTP status a refusal maps to: 400 for a request that is not a payment."""
+    """The HTTP status a refusal maps to: 400 for a request that is not a payment, 409
+    for a payment id already used by another payment."""
+    if reason == errors.PAYMENT_ID_CONFLICT:
+        return 409
     return 400 if reason in (errors.INVALID_PAYLOAD, errors.INVALID_X402_VERSION) else 402

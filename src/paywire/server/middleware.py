@@ -55,14 +55,10 @@ from x402.schemas import (
     ResourceInfo,
     SettleResponse,
 )
-from x402.schemas.v1 import PaymentPayloadV1
 
 from paywire.crypto.keys import parse_address
-from paywire.errors import PaywireError
-from paywire.money import Amount
 from paywire.protocol import errors
 from paywire.protocol.errors import PaymentProblem
-from paywire.protocol.evm_exact import is_evm_network, network_from_v1
 from paywire.protocol.facilitator import FacilitatorLike, problem_status
 from paywire.protocol.headers import (
     PAYMENT_REQUIRED,
@@ -73,7 +69,28 @@ from paywire.protocol.headers import (
     decode_payment,
     encode,
 )
+from paywire.protocol.idempotency import (
+    MAX_KEPT_BODY_BYTES,
+    PAYMENT_IDENTIFIER,
+    IdempotencyStore,
+    KeyLocks,
+    MemoryIdempotencyStore,
+    PaidResult,
+    declare_payment_identifier_extension,
+    idempotency_key,
+    payment_fingerprint,
+    payment_id,
+)
 from paywire.protocol.ledger_network import is_ledger_network
+from paywire.server._asgi import (
+    EXPOSE,
+    Recorder,
+    request_url,
+    respond,
+    with_header,
+    without_pathsend,
+)
+from paywire.server._terms import as_v2, matching, offer
 from paywire.server.routes import PricedRoute, PriceLike, match, parse_routes
 
 logger = logging.getLogger("paywire.server")
@@ -85,17 +102,17 @@ MAX_HELD_BODY_BYTES = 8 * 1024 * 1024
 """How much of a response is held back while an EVM payment settles after the handler;
 past it the payment is settled first and the rest streams (never content without money)."""
 
-MAX_TOKEN_DECIMALS = 36
-"""A token's decimals past this is a broken `/supported`, not a token."""
-
-_EXPOSE = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"
-
 
 class PaymentMiddleware:
     """Charge for the routes in `routes`, paid to `pay_to`, through `facilitator`.
 
     `settle_first` settles EVM payments before the handler runs (see the module's
     docstring for the trade-off); ledger-network payments are always settled first.
+
+    Payments with an x402 `payment-identifier` id are answered once: a retry of the same
+    payment gets the first answer (kept in `idempotency`, default in memory; bodies up to
+    `max_kept_bytes`, larger ones are served again) and is not charged again; the same id
+    with another payment gets 409. `require_payment_id` refuses payments without an id.
     """
 
     def __init__(
@@ -109,6 +126,9 @@ class PaymentMiddleware:
         max_timeout_s: int = DEFAULT_MAX_TIMEOUT_S,
         settle_first: bool = False,
         max_held_bytes: int = MAX_HELD_BODY_BYTES,
+        idempotency: IdempotencyStore | None = None,
+        require_payment_id: bool = False,
+        max_kept_bytes: int = MAX_KEPT_BODY_BYTES,
     ) -> None:
         self.app = app
         self.routes = parse_routes(routes)
@@ -118,6 +138,10 @@ class PaymentMiddleware:
         self.max_timeout_s = max_timeout_s
         self.settle_first = settle_first
         self.max_held_bytes = max_held_bytes
+        self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore()
+        self.require_payment_id = require_payment_id
+        self.max_kept_bytes = max_kept_bytes
+        self._locks = KeyLocks()
         self._kinds: list[tuple[str, str, dict[str, Any]]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,7 +153,7 @@ class PaymentMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        url = _url(scope, headers)
+        url = request_url(scope, headers)
         try:
             accepts = await self._accepts(route)
         except Exception as error:  # no facilitator, no sale: say so, serve nothing
@@ -137,7 +161,7 @@ class PaymentMiddleware:
             body = json.dumps(
                 {"error": "facilitator_unavailable", "message": "payments are unavailable"}
             ).encode()
-            await _respond(send, 503, [(b"content-type", b"application/json")], body)
+            await respond(send, 503, [(b"content-type", b"application/json")], body)
             return
         header = headers.get(PAYMENT_SIGNATURE) or headers.get(X_PAYMENT)
         if header is None:
@@ -145,20 +169,85 @@ class PaymentMiddleware:
             return
         version_one = PAYMENT_SIGNATURE.lower() not in headers and X_PAYMENT.lower() in headers
         try:
-            payload = _as_v2(decode_payment(header), accepts)
-            requirements = _matching(payload, accepts)
+            payload = as_v2(decode_payment(header), accepts)
+            requirements = matching(payload, accepts)
         except PaymentProblem as problem:
             await self._refuse(send, url, accepts, problem.reason, problem.message, None)
             return
         response_header = X_PAYMENT_RESPONSE if version_one else PAYMENT_RESPONSE
+        try:
+            value = payment_id(payload)
+        except PaymentProblem as problem:
+            await self._refuse(send, url, accepts, problem.reason, problem.message, None)
+            return
+        if value is None:
+            if self.require_payment_id:
+                message = "this server requires a payment-identifier id in every payment"
+                await self._refuse(send, url, accepts, errors.INVALID_PAYLOAD, message, None)
+                return
+            await self._pay_and_serve(
+                scope, receive, send, payload, requirements, url, accepts, response_header
+            )
+            return
+        key = idempotency_key(payload, value)
+        async with self._locks.hold(key):
+            first = await self.idempotency.get(key)
+            if first is None:
+                recorder = Recorder(send, self.max_kept_bytes)
+                try:
+                    settlement = await self._pay_and_serve(
+                        scope,
+                        receive,
+                        recorder.send,
+                        payload,
+                        requirements,
+                        url,
+                        accepts,
+                        response_header,
+                    )
+                    if settlement is not None and recorder.complete:
+                        result = recorder.result(payment_fingerprint(payload), settlement)
+                        await self._keep(key, result)
+                finally:
+                    await recorder.flush()
+            elif first.fingerprint != payment_fingerprint(payload):
+                message = f"payment id {value} was used for another payment"
+                await self._refuse(send, url, accepts, errors.PAYMENT_ID_CONFLICT, message, None)
+            elif first.body_kept:
+                await respond(send, first.status, list(first.headers), first.body)
+            else:  # paid, but too large to keep: served again, not charged again
+                await self.app(scope, receive, with_header(send, response_header, first.settlement))
+
+    async def _keep(self, key: str, result: PaidResult) -> None:
+        """Keep a paid answer for retries; a store that fails costs the retry its answer
+        (it gets a used-nonce refusal), never the payment or this answer."""
+        try:
+            await self.idempotency.put(key, result)
+        except Exception as error:
+            logger.warning("a paid answer was not kept for retries: %s", type(error).__name__)
+
+    async def _pay_and_serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        payload: PaymentPayload,
+        requirements: PaymentRequirements,
+        url: str,
+        accepts: list[PaymentRequirements],
+        response_header: str,
+    ) -> str | None:
+        """Take the payment and run the handler (in the order the network calls for);
+        the `PAYMENT-RESPONSE` sent if the money moved, None if it did not."""
         if is_ledger_network(requirements.network) or self.settle_first:
             settled = await self._settle(payload, requirements, url, scope["path"])
             if not settled.success:
                 await self._refused_settlement(send, url, accepts, settled)
-                return
-            await self.app(scope, receive, _with_header(send, response_header, encode(settled)))
-            return
-        await self._serve_then_settle(
+                return None
+            settlement = encode(settled)
+            await self.app(scope, receive, with_header(send, response_header, settlement))
+            return settlement
+        return await self._serve_then_settle(
             scope, receive, send, payload, requirements, url, accepts, response_header
         )
 
@@ -204,8 +293,9 @@ class PaymentMiddleware:
         url: str,
         accepts: list[PaymentRequirements],
         response_header: str,
-    ) -> None:
-        """x402's verify, serve, settle: the response is held until the payment settled."""
+    ) -> str | None:
+        """x402's verify, serve, settle: the response is held until the payment settled.
+        The `PAYMENT-RESPONSE` sent if the money moved, None if it did not."""
         path = scope["path"]
         try:
             verified = await self.facilitator.verify(payload, requirements)
@@ -214,7 +304,7 @@ class PaymentMiddleware:
             await self._refuse(
                 send, url, accepts, errors.UNEXPECTED_ERROR, "the facilitator failed", None
             )
-            return
+            return None
         if not verified.is_valid:
             reason = verified.invalid_reason or errors.SETTLEMENT_FAILED
             logger.info("payment refused for %s: %s", path, reason)
@@ -227,13 +317,14 @@ class PaymentMiddleware:
                 network=requirements.network,
             )
             await self._refused_settlement(send, url, accepts, refused)
-            return
+            return None
         held: list[Message] = []
         held_bytes = 0
         state = "hold"  # "hold": keep the response back; "pass": forward it; "drop": refused
+        settlement: str | None = None
 
         async def settle_and_release() -> None:
-            nonlocal state
+            nonlocal state, settlement
             settled = await self._settle(payload, requirements, url, path)
             if not settled.success:
                 state = "drop"
@@ -241,7 +332,8 @@ class PaymentMiddleware:
                 await self._refused_settlement(send, url, accepts, settled)
                 return
             state = "pass"
-            released = _with_header(send, response_header, encode(settled))
+            settlement = encode(settled)
+            released = with_header(send, response_header, settlement)
             for message in held:
                 await released(message)
             held.clear()
@@ -264,9 +356,10 @@ class PaymentMiddleware:
             if not message.get("more_body", False) or held_bytes > self.max_held_bytes:
                 await settle_and_release()
 
-        await self.app(_without_pathsend(scope), receive, hold)
+        await self.app(without_pathsend(scope), receive, hold)
         if state == "hold" and held:
             await settle_and_release()  # a handler that ended its response oddly
+        return settlement
 
     async def _accepts(self, route: PricedRoute) -> list[PaymentRequirements]:
         if self._kinds is None:
@@ -276,36 +369,7 @@ class PaymentMiddleware:
                 for kind in supported.kinds
                 if kind.x402_version == 2
             ]
-        accepts = []
-        for scheme, network, extra in self._kinds:
-            if is_ledger_network(network):
-                option = PaymentRequirements(
-                    scheme=scheme,
-                    network=network,
-                    asset=route.price.asset.code,
-                    amount=str(route.price.atomic),
-                    pay_to=self.pay_to,
-                    max_timeout_seconds=self.max_timeout_s,
-                    extra=extra,
-                )
-            elif is_evm_network(network):
-                priced = _evm_price(route.price, extra)
-                if priced is None:
-                    continue
-                asset, amount, domain = priced
-                option = PaymentRequirements(
-                    scheme=scheme,
-                    network=network,
-                    asset=asset,
-                    amount=str(amount),
-                    pay_to=self.pay_to,
-                    max_timeout_seconds=self.max_timeout_s,
-                    extra=domain,
-                )
-            else:
-                continue
-            accepts.append(option)
-        return accepts
+        return offer(route.price, self._kinds, self.pay_to, self.max_timeout_s)
 
     async def _payment_required(
         self,
@@ -319,17 +383,20 @@ class PaymentMiddleware:
             error=error,
             resource=ResourceInfo(url=url, description=self.description),
             accepts=accepts,
+            extensions={
+                PAYMENT_IDENTIFIER: declare_payment_identifier_extension(self.require_payment_id)
+            },
         )
         body = required.model_dump_json(by_alias=True, exclude_none=True).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),
             (PAYMENT_REQUIRED.lower().encode(), encode(required).encode()),
-            (b"access-control-expose-headers", _EXPOSE.encode()),
+            (b"access-control-expose-headers", EXPOSE.encode()),
         ]
         if settled is not None:
             headers.append((PAYMENT_RESPONSE.lower().encode(), encode(settled).encode()))
-        await _respond(send, 402, headers, body)
+        await respond(send, 402, headers, body)
 
     async def _refuse(
         self,
@@ -341,122 +408,8 @@ class PaymentMiddleware:
         settled: SettleResponse | None,
     ) -> None:
         status = problem_status(reason)
-        if status == 400:
+        if status != 402:  # 400: not a payment; 409: a payment id used for another payment
             body = json.dumps({"error": reason, "message": message}).encode()
-            await _respond(send, 400, [(b"content-type", b"application/json")], body)
+            await respond(send, status, [(b"content-type", b"application/json")], body)
             return
         await self._payment_required(send, url, accepts, f"{reason}: {message}", settled)
-
-
-def _evm_price(price: Amount, extra: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]] | None:
-    """A route's price in an EVM token described by a `/supported` kind's ``extra``
-    (``asset``, ``decimals``, ``assetCode``, ``name``, ``version``): the token address, the
-    amount in its atomic units and the requirement's ``extra``; None if the token does not
-    count as the price's asset or cannot carry the price exactly."""
-    token, decimals, code = extra.get("asset"), extra.get("decimals"), extra.get("assetCode")
-    name, version = extra.get("name"), extra.get("version")
-    if not (
-        isinstance(token, str)
-        and isinstance(name, str)
-        and isinstance(version, str)
-        and isinstance(decimals, int)
-        and not isinstance(decimals, bool)
-        and 0 <= decimals <= MAX_TOKEN_DECIMALS
-        and code == price.asset.code
-    ):
-        return None
-    try:
-        address = parse_address(token)
-    except PaywireError:
-        return None
-    shift = decimals - price.asset.decimals
-    if shift >= 0:
-        amount = price.atomic * 10**shift
-    elif price.atomic % 10**-shift == 0:
-        amount = price.atomic // 10**-shift
-    else:
-        return None  # the token cannot express this price exactly
-    return address, amount, {"name": name, "version": version}
-
-
-def _as_v2(
-    payload: PaymentPayload | PaymentPayloadV1, accepts: list[PaymentRequirements]
-) -> PaymentPayload:
-    """A version 1 payment as version 2: its scheme and network pick the requirement (a v1
-    EVM network name, such as ``base-sepolia``, stands for its chain's CAIP-2 id)."""
-    if isinstance(payload, PaymentPayload):
-        return payload
-    network = network_from_v1(payload.network) or payload.network
-    for requirements in accepts:
-        if (requirements.scheme, requirements.network) == (payload.scheme, network):
-            return PaymentPayload(accepted=requirements, payload=payload.payload)
-    raise PaymentProblem(
-        errors.INVALID_REQUIREMENTS,
-        f"nothing here is paid with {payload.scheme} on {payload.network}",
-    )
-
-
-def _matching(payload: PaymentPayload, accepts: list[PaymentRequirements]) -> PaymentRequirements:
-    accepted = payload.accepted
-    for requirements in accepts:
-        if (
-            requirements.scheme == accepted.scheme
-            and requirements.network == accepted.network
-            and requirements.asset == accepted.asset
-            and requirements.amount == accepted.amount
-            and requirements.pay_to.lower() == accepted.pay_to.lower()
-        ):
-            return requirements
-    raise PaymentProblem(
-        errors.INVALID_REQUIREMENTS,
-        "the payment does not accept any of this route's terms (scheme, network, asset, "
-        "amount, payTo)",
-    )
-
-
-def _url(scope: Scope, headers: Headers) -> str:
-    host = headers.get("host", "localhost")
-    query = scope.get("query_string", b"").decode("latin-1")
-    path = scope["path"] + (f"?{query}" if query else "")
-    return f"{scope.get('scheme', 'http')}://{host}{path}"
-
-
-def _without_pathsend(scope: Scope) -> Scope:
-    """`scope` without the ``http.response.pathsend`` extension, so a file response comes
-    as body messages, which can be held back until the payment settled."""
-    extensions = scope.get("extensions") or {}
-    if "http.response.pathsend" not in extensions:
-        return scope
-    rest = {name: value for name, value in extensions.items() if name != "http.response.pathsend"}
-    return {**scope, "extensions": rest}
-
-
-def _with_header(send: Send, name: str, value: str) -> Send:
-    encoded = (name.lower().encode(), value.encode())
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {
-                **message,
-                "headers": [
-                    *message.get("headers", []),
-                    encoded,
-                    (b"access-control-expose-headers", _EXPOSE.encode()),
-                ],
-            }
-        await send(message)
-
-    return wrapped
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -19,7 +19,8 @@ from paywire.cli.chain import deposit_command, faucet_command, withdraw_command
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.log import audit_command
-from paywire.cli.serve import pay_command, serve_command
+from paywire.cli.pay import pay_command
+from paywire.cli.serve import serve_command
 from paywire.cli.wallet import wallet_app
 from paywire.errors import PaywireError
 

@@ -37,8 +37,11 @@ def home_dir() -> Path:
 
 
 def print_error(message: str) -> None:
-    """One line on stderr, the way every command reports an operating error."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """One line on stderr, the way every command reports an operating error. The message
+    is shown as is: brackets in it (``[ledger]``, a path) are text, not console markup."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def read_passphrase(*, confirm: bool, passphrase_file: Path | None = None) -> str:

@@ -15,6 +15,7 @@ import typer
 
 from paywire.cli import _common
 from paywire.cli._common import console
+from paywire.cli._keys import PASSPHRASE_FILE
 from paywire.errors import InvalidInput, PaywireError
 
 if TYPE_CHECKING:
@@ -31,9 +32,6 @@ REQUEST_TIMEOUT_S = 60.0
 
 _OPERATOR_URL = typer.Option(
     None, "--operator-url", envvar=OPERATOR_URL_ENV, help="The operator's service URL."
-)
-_PASSPHRASE_FILE = typer.Option(
-    None, "--passphrase-file", help="Read the wallet passphrase from this file."
 )
 
 
@@ -132,7 +130,7 @@ def deposit_command(
     wallet: str = typer.Option(..., "--wallet", help="The wallet that deposits."),
     amount: str = typer.Option(..., "--amount", help="e.g. '$5'."),
     operator_url: str = _OPERATOR_URL,
-    passphrase_file: Path = _PASSPHRASE_FILE,
+    passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     """Move stablecoin from a wallet on chain into its ledger account."""
     from paywire.chain.eip3009 import (
@@ -141,12 +139,12 @@ def deposit_command(
         new_nonce,
         sign_authorization,
     )
-    from paywire.cli.serve import _key
+    from paywire.cli._keys import load_key
 
     url = _url(operator_url)
     info = _chain(url)
     value = _amount(amount, info)
-    key = _key(wallet, passphrase_file)
+    key = load_key(wallet, passphrase_file)
     authorization = Authorization(
         from_=key.address,
         to=str(info["reserve"]),
@@ -174,17 +172,17 @@ def withdraw_command(
     to: str = typer.Option(None, "--to", help="The address paid on chain (default: the wallet)."),
     withdrawal_id: str = typer.Option(None, "--id", help="Idempotency key (default: a new id)."),
     operator_url: str = _OPERATOR_URL,
-    passphrase_file: Path = _PASSPHRASE_FILE,
+    passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     """Move value from a wallet's ledger account out to the chain."""
-    from paywire.cli.serve import _key
+    from paywire.cli._keys import load_key
     from paywire.ledger import new_id
     from paywire.protocol.withdrawal import WithdrawalRequest
 
     url = _url(operator_url)
     info = _chain(url)
     value = _amount(amount, info)
-    key = _key(wallet, passphrase_file)
+    key = load_key(wallet, passphrase_file)
     request = WithdrawalRequest(
         wallet=key.address,
         to=_address(to) if to else key.address,

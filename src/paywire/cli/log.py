@@ -10,6 +10,7 @@ import typer
 
 from paywire.cli import _common
 from paywire.cli._common import console
+from paywire.cli._keys import DEFAULT_OPERATOR, PASSPHRASE_FILE
 from paywire.cli.ledger import ledger_app, ledger_url, open_cli_ledger, print_json
 from paywire.errors import PaywireError
 
@@ -17,13 +18,8 @@ if TYPE_CHECKING:
     from paywire.crypto.keys import PrivateKey
     from paywire.ledger.audit import AuditReport
 
-DEFAULT_OPERATOR = "operator"
-"""The wallet whose key signs the ledger's checkpoints, unless --operator names another."""
 
 _OPERATOR = typer.Option(DEFAULT_OPERATOR, "--operator", help="The operator's wallet name.")
-_PASSPHRASE_FILE = typer.Option(
-    None, "--passphrase-file", help="Read the wallet passphrase from this file."
-)
 
 
 class AuditFailed(PaywireError):
@@ -41,7 +37,7 @@ def _operator_key(name: str, passphrase_file: Path | None) -> PrivateKey:
 @ledger_app.command("init")
 def init(
     operator: str = _OPERATOR,
-    passphrase_file: Path = _PASSPHRASE_FILE,
+    passphrase_file: Path = PASSPHRASE_FILE,
     light_kdf: bool = typer.Option(
         False, "--light-kdf", envvar="PAYWIRE_LIGHT_KDF", help="Fast, weaker key encryption."
     ),
@@ -66,7 +62,7 @@ def init(
 
 
 @ledger_app.command("checkpoint")
-def checkpoint(operator: str = _OPERATOR, passphrase_file: Path = _PASSPHRASE_FILE) -> None:
+def checkpoint(operator: str = _OPERATOR, passphrase_file: Path = PASSPHRASE_FILE) -> None:
     """Sign the log's current head with the operator's key."""
     key = _operator_key(operator, passphrase_file)
     with open_cli_ledger() as ledger:
@@ -120,7 +116,7 @@ def export(
         True, "--checkpoint/--no-checkpoint", help="Sign a checkpoint of the head first."
     ),
     operator: str = _OPERATOR,
-    passphrase_file: Path = _PASSPHRASE_FILE,
+    passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     """Write the log, up to its latest checkpoint, as JSON Lines for `paywire audit`."""
     key = _operator_key(operator, passphrase_file) if sign else None

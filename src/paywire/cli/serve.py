@@ -1,152 +1,126 @@
-"""`paywire serve` (the operator's facilitator) and `paywire pay URL` (one paid request)."""
+"""`paywire serve`: the operator's facilitator (x402 and the chain desk) on one port.
+
+`paywire serve` runs on one of three kinds of chain (``--chain``):
+
+- ``local``: an in-process demo chain with a test stablecoin, served at ``/rpc``;
+- ``none``: the ledger network only;
+- ``rpc``: the JSON-RPC chains of a config file (``--config`` or $PAYWIRE_CONFIG, see
+  `paywire.cli.config`), each settled with ``exact`` (EIP-3009) by the facilitator's key.
+
+Without ``--chain``, a config that lists ``[[chains]]`` means ``rpc``, else ``local``.
+`serve_command` reads the config, reaches its chains (`paywire.cli._operator`), and prints
+and serves the service `operator_service` builds. (`paywire pay` lives in `paywire.cli.pay`.)
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from paywire.cli import _common
 from paywire.cli._common import console
-from paywire.errors import InvalidInput, PaywireError
-
-if TYPE_CHECKING:
-    from paywire.crypto.keys import PrivateKey
-    from paywire.ledger import Ledger
-    from paywire.service import ChainDesk
+from paywire.cli._keys import DEFAULT_OPERATOR, PASSPHRASE_FILE, load_key
+from paywire.cli._operator import CHAIN_MODES, connect_chains, operator_service
+from paywire.cli.config import ServeConfig, config_path
+from paywire.errors import InvalidInput
 
 DEFAULT_PORT = 4020
 """The facilitator's port unless --port says otherwise (x402 has no standard one)."""
 
-MAX_SHOWN_BODY_CHARS = 2000
-"""`paywire pay` prints at most this much of a response body."""
 
-_PASSPHRASE_FILE = typer.Option(
-    None, "--passphrase-file", help="Read the wallet passphrase from this file."
-)
+DEPOSIT_CURSOR_FILE = "deposit-cursors.json"
+"""Where, in the paywire home, `serve` keeps how far it scanned each reserve for deposits."""
 
 
-def _key(name: str, passphrase_file: Path | None) -> PrivateKey:
-    from paywire.crypto.keystore import KeyStore
+def _chain_mode(flag: str | None, config: ServeConfig | None) -> str:
+    """--chain, else ``rpc`` when the config lists chains, else ``local``."""
+    has_chains = config is not None and bool(config.chains)
+    if flag is None:
+        return "rpc" if has_chains else "local"
+    if flag not in CHAIN_MODES:
+        raise InvalidInput(
+            "--chain is 'local' (demo chain in process), 'none' (ledger network only) or "
+            "'rpc' (the [[chains]] of --config)"
+        )
+    if flag == "rpc" and not has_chains:
+        where = f"{config.path} has no [[chains]]" if config is not None else "no config given"
+        raise InvalidInput(f"--chain rpc settles on the config's [[chains]]: {where}")
+    if flag != "rpc" and has_chains:
+        assert config is not None
+        raise InvalidInput(
+            f"--chain {flag} runs no JSON-RPC chain, but {config.path} lists [[chains]]: "
+            "drop --chain (or use --chain rpc) to settle on them"
+        )
+    return flag
 
-    store = KeyStore(_common.home_dir() / "keys")
-    store.info(name)  # a clear error before any passphrase prompt
-    return store.load(name, _common.read_passphrase(confirm=False, passphrase_file=passphrase_file))
+
+def _shown_ledger(url: str) -> str:
+    """A ledger URL without its password."""
+    if "://" not in url or "@" not in url.split("://", 1)[1].split("/", 1)[0]:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.split("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
 
 
 def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535),
-    operator: str = typer.Option("operator", "--operator", help="The operator's wallet."),
+    operator: str = typer.Option(
+        None,
+        "--operator",
+        help="The facilitator's wallet (default: the config's facilitator key, else 'operator').",
+        show_default=False,
+    ),
     chain: str = typer.Option(
-        "local",
+        None,
         "--chain",
         help="'local': an in-process EVM chain with a test stablecoin (demo mode, served "
-        "at /rpc); 'none': the ledger network only.",
+        "at /rpc); 'none': the ledger network only; 'rpc': the JSON-RPC chains of the "
+        "config. Default: 'rpc' if the config lists chains, else 'local'.",
+        show_default=False,
     ),
-    passphrase_file: Path = _PASSPHRASE_FILE,
+    config_file: Path = typer.Option(
+        None,
+        "--config",
+        help="The operator's TOML config (default: $PAYWIRE_CONFIG, else none).",
+        show_default=False,
+    ),
+    passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     """Run the operator's service: the facilitator (x402 /verify, /settle, /supported)
-    over the ledger, and deposits, withdrawals and the faucet on the local chain."""
-    import threading
-
+    over the ledger and its chains, and deposits, withdrawals and the faucet."""
     import uvicorn
 
-    from paywire.cli.ledger import ledger_url, open_cli_ledger
-    from paywire.protocol import Facilitator
-    from paywire.service import operator_app
+    from paywire.cli.config import load_config
+    from paywire.cli.ledger import ledger_url
+    from paywire.ledger import open_ledger
 
-    if chain not in ("local", "none"):
-        raise InvalidInput("--chain is 'local' or 'none' (JSON-RPC chains come with config)")
-    key = _key(operator, passphrase_file)
-    with open_cli_ledger() as ledger:
-        ledger.log.set_operator(key.address)
-        desk = _local_desk(ledger, key) if chain == "local" else None
-        facilitator = Facilitator.for_networks(
-            key, ledger=ledger, tokens=[desk.token] if desk is not None else []
+    path = config_path(config_file)
+    config = load_config(path) if path is not None else None
+    mode = _chain_mode(chain, config)
+    # The nodes first: a wrong chain id or a dead node fails before any passphrase prompt.
+    chains = connect_chains(config) if config is not None and mode == "rpc" else []
+    name = operator or (config.facilitator_key if config else None) or DEFAULT_OPERATOR
+    key = load_key(name, passphrase_file)
+    store = (config.ledger_url if config else None) or ledger_url()
+    url = f"http://{host}:{port}"
+    with open_ledger(store) as ledger:
+        service = operator_service(
+            ledger,
+            key,
+            url=url,
+            chain=mode,
+            chains=chains,
+            deposits=config.deposits if config is not None else None,
+            cursor_path=_common.home_dir() / DEPOSIT_CURSOR_FILE,
+            ledger_shown=_shown_ledger(store),
         )
-        stop = threading.Event()
-        if desk is not None:
-            threading.Thread(target=desk.reserve.watch, args=(stop,), daemon=True).start()
-        url = f"http://{host}:{port}"
-        console.print(f"paywire operator on {url}")
-        console.print(f"  ledger network  {ledger.network} ({ledger_url()})")
-        console.print(f"  receipts        signed by {key.address}")
-        if desk is not None:
-            info = desk.info()
-            console.print(
-                f"  chain           {info['network']} in process (demo: virtual funds), "
-                f"JSON-RPC at {url}/rpc"
-            )
-            console.print(
-                f"  token           {info['symbol']} at {info['token']} "
-                "(x402 exact on this chain too)"
-            )
-            console.print(f"  reserve         {info['reserve']}")
-        try:
-            uvicorn.run(
-                operator_app(facilitator, ledger, desk), host=host, port=port, log_level="warning"
-            )
-        finally:
-            stop.set()
-
-
-def _local_desk(ledger: Ledger, key: PrivateKey) -> ChainDesk:
-    from paywire.chain import LocalChain, Reserve
-    from paywire.service import ChainDesk
-
-    local = LocalChain(operator=key)
-    token = local.deploy_token(key.address)
-    return ChainDesk(local, token, Reserve(ledger, token, key))
-
-
-def pay_command(
-    url: str = typer.Argument(..., help="The URL to request (and pay for, on a 402)."),
-    wallet: str = typer.Option(..., "--wallet", help="The wallet that pays."),
-    max_per_payment: str = typer.Option(
-        ..., "--max", help="The most this request may cost, e.g. '$0.01'."
-    ),
-    method: str = typer.Option("GET", "--method", "-X"),
-    data: str = typer.Option(None, "--data", "-d", help="A request body."),
-    facilitator: str = typer.Option(
-        None, "--facilitator", help="Only accept receipts signed by this address."
-    ),
-    passphrase_file: Path = _PASSPHRASE_FILE,
-) -> None:
-    """Request URL, pay its 402 within --max, print the answer and the receipt."""
-    import httpx
-
-    from paywire.client import RECEIPT, SyncPaywireClient
-
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"{url!r} is not an http(s) URL")
-    key = _key(wallet, passphrase_file)
-    trusted = {"*": facilitator} if facilitator else None
-    try:
-        with SyncPaywireClient(
-            key, max_per_payment=max_per_payment, facilitators=trusted, timeout=30
-        ) as client:
-            response = client.request(method.upper(), url, content=data)
-    except httpx.HTTPError as error:
-        raise PaywireError(f"cannot reach {url}: {type(error).__name__}: {error}") from None
-    body = response.text
-    console.print(f"HTTP {response.status_code} {response.reason_phrase}")
-    console.print(body[:MAX_SHOWN_BODY_CHARS], markup=False, highlight=False)
-    receipt = response.extensions.get(RECEIPT)
-    if receipt is not None:
-        from paywire.money import KNOWN_ASSETS, format_atomic
-
-        asset = KNOWN_ASSETS.get(receipt.asset)
-        shown = (
-            f"{format_atomic(receipt.amount, asset.decimals)} {asset.code}"
-            if asset is not None
-            else f"{receipt.amount} atomic units of {receipt.asset}"
-        )
-        console.print(
-            f"[green]paid[/] {shown} to {receipt.payee} "
-            f"on {receipt.network}\n  transaction {receipt.transaction}, log index "
-            f"{receipt.log_index}, receipt signed by {receipt.signer()}"
-        )
-    if response.status_code >= 400:
-        raise PaywireError(f"the server answered {response.status_code}")
+        if config is not None:
+            service.banner.insert(1, f"  config          {config.path}")
+        for line in service.banner:
+            console.print(line, markup=False)  # token names come from the chain
+        with service.watching():
+            uvicorn.run(service.app, host=host, port=port, log_level="warning")

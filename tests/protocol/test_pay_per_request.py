@@ -46,7 +46,10 @@ async def test_unpaid_request_gets_402_with_requirements(
     assert (option.asset, option.amount, option.pay_to) == ("USDC", "1000", provider.address)
     assert option.max_timeout_seconds == 300
     assert option.extra == {"name": "paywire", "version": "1"}
-    assert response.json()["x402Version"] == 2
+    v1 = response.json()  # the body is version 1's form, for v1 clients
+    assert v1["x402Version"] == 1
+    assert v1["accepts"][0]["maxAmountRequired"] == "1000"
+    assert v1["accepts"][0]["resource"].endswith("/search?q=x")
     assert calls.count == 0
 
 

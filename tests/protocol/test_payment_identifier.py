@@ -102,7 +102,6 @@ async def test_the_402_declares_the_extension_and_the_client_uses_it(base: str) 
     required = decode_payment_required(response.headers["payment-required"])
     assert required.extensions is not None
     assert required.extensions["payment-identifier"]["info"] == {"required": False}
-    assert response.json()["extensions"]["payment-identifier"]["info"]["required"] is False
 
 
 async def test_a_retry_gets_the_first_answer_and_pays_nothing_more(

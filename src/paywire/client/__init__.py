@@ -1,6 +1,6 @@
 """The agent's side: httpx clients that pay HTTP 402s within a spending limit."""
 
-from paywire.client.payer import Payer, PaymentDeclined
+from paywire.client.payer import MANDATE_ENV, MandateDeclined, Payer, PaymentDeclined, load_mandate
 from paywire.client.transport import (
     RECEIPT,
     PaymentTransport,
@@ -10,11 +10,14 @@ from paywire.client.transport import (
 )
 
 __all__ = [
+    "MANDATE_ENV",
     "RECEIPT",
+    "MandateDeclined",
     "Payer",
     "PaymentDeclined",
     "PaymentTransport",
     "PaywireClient",
     "SyncPaymentTransport",
     "SyncPaywireClient",
+    "load_mandate",
 ]

@@ -15,10 +15,12 @@ mapping is refused: the payer cannot know what it is worth.
 from __future__ import annotations
 
 import fnmatch
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
@@ -26,11 +28,20 @@ from paywire.chain.eip3009 import token_domain
 from paywire.crypto.eip712 import Eip712Domain
 from paywire.crypto.keys import PrivateKey, parse_address
 from paywire.errors import PaywireError
+from paywire.mandate import (
+    MandateChain,
+    MandateLimitExceeded,
+    MemorySpendTracker,
+    Payment,
+    check_payment,
+    origin_of,
+)
 from paywire.money import KNOWN_ASSETS, Amount, Asset, parse_amount
 from paywire.protocol.authorization import sign_authorization
 from paywire.protocol.evm_exact import MAX_DOMAIN_TEXT_CHARS, evm_chain_id
 from paywire.protocol.idempotency import PAYMENT_IDENTIFIER, with_payment_id
 from paywire.protocol.ledger_network import SCHEME, ledger_domain
+from paywire.protocol.mandate_extension import with_mandate
 from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt, check_receipt
 
 DEFAULT_NETWORKS = ("paywire:*",)
@@ -52,6 +63,17 @@ class PaymentDeclined(PaywireError):
     code = "payment_declined"
 
 
+class MandateDeclined(PaymentDeclined):
+    """The client would not pay: its mandate does not allow it. `refusal` names the
+    mandate, the limit and by how much the payment would break it."""
+
+    code = "mandate_declined"
+
+    def __init__(self, message: str, refusal: MandateLimitExceeded) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
 @dataclass(slots=True)
 class Payer:
     """An agent's key and the rule it pays by.
@@ -61,6 +83,11 @@ class Payer:
     whose receipts to trust; without it, receipts are checked for a valid signature only.
     `tokens` maps EVM token addresses to the asset they count as (e.g. a USDC contract to
     `USDC`, 6 decimals: one atomic unit of the token is one of the asset).
+
+    `mandate`, the agent's mandate chain (principal first, this key's mandate last), is
+    checked before each payment, against what this payer has spent under it (`spending`),
+    and travels with the payment for the facilitator to enforce. A payment the mandate
+    does not allow is refused with `MandateDeclined`, naming the limit.
     """
 
     key: PrivateKey
@@ -73,6 +100,8 @@ class Payer:
     """Remember a route's terms after paying it, and pay the next request to it at once
     (one round trip instead of two; a 402 answer falls back to the usual exchange)."""
     tokens: Mapping[str, Asset] = field(default_factory=dict)
+    mandate: MandateChain | None = None
+    spending: MemorySpendTracker = field(default_factory=MemorySpendTracker)
     _remembered: OrderedDict[str, tuple[PaymentRequired, PaymentRequirements]] = field(
         default_factory=OrderedDict
     )
@@ -107,7 +136,10 @@ class Payer:
         facilitators: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         tokens: Mapping[str, Asset] | None = None,
+        mandate: MandateChain | str | Path | None = None,
     ) -> Payer:
+        """A payer; `mandate` is a chain, its JSON or base64 text, or a file holding one
+        (see `load_mandate`)."""
         limits = (
             [max_per_payment]
             if isinstance(max_per_payment, str | Amount)
@@ -115,15 +147,30 @@ class Payer:
         )
         parsed = [limit if isinstance(limit, Amount) else parse_amount(limit) for limit in limits]
         known = {parse_address(address): asset for address, asset in (tokens or {}).items()}
-        return cls(key, parsed, tuple(networks), dict(facilitators or {}), clock, tokens=known)
+        chain = load_mandate(mandate) if mandate is not None else None
+        if chain is not None and chain.agent.lower() != key.address.lower():
+            raise PaymentDeclined(
+                f"the mandate is for agent {chain.agent}, not for this key ({key.address})"
+            )
+        return cls(
+            key,
+            parsed,
+            tuple(networks),
+            dict(facilitators or {}),
+            clock,
+            tokens=known,
+            mandate=chain,
+        )
 
     def _limit(self, asset: Asset) -> Amount | None:
         return next((limit for limit in self.max_per_payment if limit.asset == asset), None)
 
-    def choose(self, required: PaymentRequired) -> PaymentRequirements:
-        """The cheapest option this payer may pay; `PaymentDeclined` says why none is."""
+    def choose(self, required: PaymentRequired, url: str | None = None) -> PaymentRequirements:
+        """The cheapest option this payer may pay for `url` (the URL requested: its origin
+        is what a mandate's origins allow); `PaymentDeclined` says why none is."""
         reasons = []
         affordable = []
+        refusals: list[MandateLimitExceeded] = []
         for option in required.accepts:
             if option.scheme != SCHEME:
                 reasons.append(f"scheme {option.scheme!r} is not supported")
@@ -149,9 +196,18 @@ class Payer:
             if price > limit:
                 reasons.append(f"price {price} is past the per-payment maximum of {limit}")
                 continue
+            try:
+                self.check_mandate(option, url)
+            except MandateLimitExceeded as refusal:
+                refusals.append(refusal)
+                reasons.append(f"the mandate refuses: {refusal}")
+                continue
             affordable.append((price.atomic, option))
         if not affordable:
-            raise PaymentDeclined("will not pay: " + ("; ".join(reasons) or "nothing offered"))
+            message = "will not pay: " + ("; ".join(reasons) or "nothing offered")
+            if refusals:
+                raise MandateDeclined(message, refusals[0])
+            raise PaymentDeclined(message)
         return min(affordable, key=lambda pair: pair[0])[1]
 
     def _token(self, option: PaymentRequirements) -> tuple[Asset | None, str]:
@@ -188,11 +244,45 @@ class Payer:
                 f"cannot sign for {requirements.asset} on {requirements.network}: {error}"
             ) from None
 
-    def pay(self, required: PaymentRequired, requirements: PaymentRequirements) -> PaymentPayload:
+    def _mandate_payment(self, option: PaymentRequirements, url: str | None) -> Payment:
+        origin = origin_of(url) if url is not None else None
+        return Payment(
+            option.network,
+            option.asset,
+            int(option.amount),
+            option.pay_to,
+            origin,
+            int(self.clock()),
+        )
+
+    def check_mandate(self, option: PaymentRequirements, url: str | None = None) -> None:
+        """Raise `MandateLimitExceeded` if the mandate does not allow paying `option` for
+        `url` now, given what was spent under it."""
+        if self.mandate is not None:
+            check_payment(self.mandate, self._mandate_payment(option, url), self.spending)
+
+    def record_payment(self, requirements: PaymentRequirements, url: str | None = None) -> None:
+        """Count a settled payment against the mandate (what `check_mandate` sees)."""
+        if self.mandate is not None:
+            self.spending.record(self.mandate, self._mandate_payment(requirements, url))
+
+    def pay(
+        self,
+        required: PaymentRequired,
+        requirements: PaymentRequirements,
+        url: str | None = None,
+    ) -> PaymentPayload:
         """Sign a payment for `requirements`, valid for their `maxTimeoutSeconds`, with a
         fresh payment id if the server takes x402's `payment-identifier` (so the same
-        payment can be sent again after a lost answer, and is answered, not charged, twice).
+        payment can be sent again after a lost answer, and is answered, not charged, twice)
+        and the mandate chain, if this payer has one (checked first: `MandateDeclined`).
         """
+        if self.mandate is not None:
+            try:
+                self.check_mandate(requirements, url)
+            except MandateLimitExceeded as refusal:
+                message = f"will not pay: the mandate refuses: {refusal}"
+                raise MandateDeclined(message, refusal) from None
         now = int(self.clock())
         authorization = sign_authorization(
             self.key,
@@ -207,6 +297,8 @@ class Payer:
         )
         if PAYMENT_IDENTIFIER in (required.extensions or {}):
             payment = with_payment_id(payment)
+        if self.mandate is not None:
+            payment = with_mandate(payment, self.mandate)
         return payment
 
     def keep_receipt(self, settled: SettleResponse) -> Receipt | None:
@@ -229,3 +321,35 @@ class Payer:
         self.receipts.append(receipt)
         del self.receipts[:-MAX_RECEIPTS_KEPT]
         return receipt
+
+
+MANDATE_ENV = "PAYWIRE_MANDATE"
+"""Where an agent finds its mandate chain when none is given: the chain's base64 or JSON
+text, or the path of a file holding it."""
+
+
+def load_mandate(source: MandateChain | str | Path | None = None) -> MandateChain | None:
+    """A mandate chain from `source` (a chain, JSON or base64 text, or a file path), or
+    from ``$PAYWIRE_MANDATE`` when `source` is None (None if that is unset)."""
+    if isinstance(source, MandateChain):
+        return source
+    if source is None:
+        source = os.environ.get(MANDATE_ENV) or None
+        if source is None:
+            return None
+    text = str(source).strip()
+    if isinstance(source, Path) or _is_file(text):
+        try:
+            text = Path(text).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise PaymentDeclined(f"cannot read the mandate file {text}: {error}") from None
+    if text.startswith("{"):
+        return MandateChain.from_json(text)
+    return MandateChain.from_base64(text)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return len(text) < 4096 and Path(text).is_file()
+    except OSError:  # a name too long to be a path: base64 text
+        return False

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
-from x402.schemas import PaymentPayload, PaymentRequired
+from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 
-from paywire.client.payer import DEFAULT_NETWORKS, Payer, PaymentDeclined
+from paywire.client.payer import DEFAULT_NETWORKS, Payer, PaymentDeclined, load_mandate
 from paywire.crypto.keys import PrivateKey
 from paywire.errors import PaywireError
+from paywire.mandate import MandateChain
 from paywire.money import Amount, Asset
 from paywire.protocol.headers import (
     PAYMENT_REQUIRED,
@@ -97,7 +99,11 @@ RECEIPT_ERROR = "paywire_receipt_error"
 """Why a paid response's receipt was not kept (the content is still returned: it was paid)."""
 
 
-def _settled(payer: Payer, response: httpx.Response) -> None:
+def _settled(
+    payer: Payer, response: httpx.Response, requirements: PaymentRequirements, url: str
+) -> None:
+    """Read the answer's settlement: count the payment against the mandate, keep the
+    receipt."""
     header = response.headers.get(PAYMENT_RESPONSE)
     if header is None:
         return
@@ -105,6 +111,7 @@ def _settled(payer: Payer, response: httpx.Response) -> None:
         settled = decode_settle_response(header)
         response.extensions[SETTLEMENT] = settled
         if settled.success:
+            payer.record_payment(requirements, url)
             response.extensions[RECEIPT] = payer.keep_receipt(settled)
     except PaywireError as error:
         logger.warning("a paid response's receipt was not kept: %s", error)
@@ -123,12 +130,14 @@ class PaymentTransport(httpx.AsyncBaseTransport):
         route = _route(request)
         known = self.payer.remembered(route)
         if known is not None:
-            response = await self._send_paid(request, body, self.payer.pay(*known))
+            response = await self._send_paid(
+                request, body, self.payer.pay(*known, str(request.url))
+            )
         else:
             response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
             if known is not None:
-                _settled(self.payer, response)
+                _settled(self.payer, response, known[1], str(request.url))
             return response
         self.payer.forget(route)  # new terms, or a refused payment: ask afresh
         try:
@@ -136,9 +145,11 @@ class PaymentTransport(httpx.AsyncBaseTransport):
         finally:
             await response.aclose()
         required = _required(response)
-        requirements = self.payer.choose(required)
-        paid = await self._send_paid(request, body, self.payer.pay(required, requirements))
-        _settled(self.payer, paid)
+        requirements = self.payer.choose(required, str(request.url))
+        paid = await self._send_paid(
+            request, body, self.payer.pay(required, requirements, str(request.url))
+        )
+        _settled(self.payer, paid, requirements, str(request.url))
         if paid.status_code < 400:
             self.payer.remember(route, required, requirements)
         return paid
@@ -172,12 +183,12 @@ class SyncPaymentTransport(httpx.BaseTransport):
         route = _route(request)
         known = self.payer.remembered(route)
         if known is not None:
-            response = self._send_paid(request, body, self.payer.pay(*known))
+            response = self._send_paid(request, body, self.payer.pay(*known, str(request.url)))
         else:
             response = self._inner.handle_request(request)
         if response.status_code != 402:
             if known is not None:
-                _settled(self.payer, response)
+                _settled(self.payer, response, known[1], str(request.url))
             return response
         self.payer.forget(route)
         try:
@@ -185,9 +196,11 @@ class SyncPaymentTransport(httpx.BaseTransport):
         finally:
             response.close()
         required = _required(response)
-        requirements = self.payer.choose(required)
-        paid = self._send_paid(request, body, self.payer.pay(required, requirements))
-        _settled(self.payer, paid)
+        requirements = self.payer.choose(required, str(request.url))
+        paid = self._send_paid(
+            request, body, self.payer.pay(required, requirements, str(request.url))
+        )
+        _settled(self.payer, paid, requirements, str(request.url))
         if paid.status_code < 400:
             self.payer.remember(route, required, requirements)
         return paid
@@ -215,6 +228,7 @@ def _payer(
     networks: Sequence[str],
     facilitators: Mapping[str, str] | None,
     tokens: Mapping[str, Asset] | None,
+    mandate: MandateChain | str | Path | None,
 ) -> Payer:
     return Payer.create(
         key,
@@ -222,11 +236,13 @@ def _payer(
         networks=networks,
         facilitators=facilitators,
         tokens=tokens,
+        mandate=mandate if mandate is not None else load_mandate(),
     )
 
 
 class PaywireClient(httpx.AsyncClient):
-    """An `httpx.AsyncClient` that pays x402 402s within `max_per_payment`."""
+    """An `httpx.AsyncClient` that pays x402 402s within `max_per_payment` (and within
+    `mandate`, default `$PAYWIRE_MANDATE`, if given)."""
 
     def __init__(
         self,
@@ -236,15 +252,17 @@ class PaywireClient(httpx.AsyncClient):
         networks: Sequence[str] = DEFAULT_NETWORKS,
         facilitators: Mapping[str, str] | None = None,
         tokens: Mapping[str, Asset] | None = None,
+        mandate: MandateChain | str | Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens)
+        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens, mandate)
         super().__init__(transport=PaymentTransport(self.payer, transport), **kwargs)
 
 
 class SyncPaywireClient(httpx.Client):
-    """An `httpx.Client` that pays x402 402s within `max_per_payment`."""
+    """An `httpx.Client` that pays x402 402s within `max_per_payment` (and within
+    `mandate`, default `$PAYWIRE_MANDATE`, if given)."""
 
     def __init__(
         self,
@@ -254,8 +272,9 @@ class SyncPaywireClient(httpx.Client):
         networks: Sequence[str] = DEFAULT_NETWORKS,
         facilitators: Mapping[str, str] | None = None,
         tokens: Mapping[str, Asset] | None = None,
+        mandate: MandateChain | str | Path | None = None,
         transport: httpx.BaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens)
+        self.payer = _payer(key, max_per_payment, networks, facilitators, tokens, mandate)
         super().__init__(transport=SyncPaymentTransport(self.payer, transport), **kwargs)

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from x402.schemas import PaymentPayload, PaymentRequirements
-from x402.schemas.v1 import PaymentPayloadV1
+from x402.schemas.v1 import PaymentPayloadV1, PaymentRequiredV1, PaymentRequirementsV1
 
 from paywire.crypto.keys import parse_address
 from paywire.errors import PaywireError
 from paywire.money import Amount
 from paywire.protocol import errors
 from paywire.protocol.errors import PaymentProblem
-from paywire.protocol.evm_exact import is_evm_network, network_from_v1
+from paywire.protocol.evm_exact import is_evm_network, network_from_v1, v1_network_name
 from paywire.protocol.ledger_network import is_ledger_network
 
 MAX_TOKEN_DECIMALS = 36
@@ -123,4 +123,29 @@ def matching(payload: PaymentPayload, accepts: list[PaymentRequirements]) -> Pay
         errors.INVALID_REQUIREMENTS,
         "the payment does not accept any of this route's terms (scheme, network, asset, "
         "amount, payTo)",
+    )
+
+
+def as_v1(
+    error: str, accepts: list[PaymentRequirements], url: str, description: str | None
+) -> PaymentRequiredV1:
+    """The 402 in x402 version 1's form (the body, which v1 clients read; v2 clients read
+    the `PAYMENT-REQUIRED` header): an EVM network by its v1 name where it has one."""
+    return PaymentRequiredV1(
+        error=error,
+        accepts=[
+            PaymentRequirementsV1(
+                scheme=option.scheme,
+                network=v1_network_name(option.network) or option.network,
+                max_amount_required=option.amount,
+                resource=url,
+                description=description,
+                mime_type="application/json",
+                pay_to=option.pay_to,
+                max_timeout_seconds=option.max_timeout_seconds,
+                asset=option.asset,
+                extra=option.extra,
+            )
+            for option in accepts
+        ],
     )

@@ -90,7 +90,7 @@ from paywire.server._asgi import (
     with_header,
     without_pathsend,
 )
-from paywire.server._terms import as_v2, matching, offer
+from paywire.server._terms import as_v1, as_v2, matching, offer
 from paywire.server.routes import PricedRoute, PriceLike, match, parse_routes
 
 logger = logging.getLogger("paywire.server")
@@ -387,7 +387,9 @@ class PaymentMiddleware:
                 PAYMENT_IDENTIFIER: declare_payment_identifier_extension(self.require_payment_id)
             },
         )
-        body = required.model_dump_json(by_alias=True, exclude_none=True).encode()
+        # The body is version 1's form, for v1 clients; v2 clients read the header.
+        v1 = as_v1(error, accepts, url, self.description)
+        body = v1.model_dump_json(by_alias=True, exclude_none=True).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),

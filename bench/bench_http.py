@@ -1,10 +1,13 @@
 """Paid requests over real HTTP on the ledger network, beside the same endpoint unpaid.
 
 The provider runs in its own process (uvicorn, the payment middleware, an in-process
-facilitator, a SQLite ledger with synchronous=FULL); the client is one keep-alive httpx
-connection, one request at a time. The paying client pays known terms up front: one round
-trip per paid request, as for an unpaid one. Then, in process with no network, the time
-the middleware and the settlement add on the server, p50 and p99.
+facilitator, a SQLite ledger with synchronous=FULL). First one client, one keep-alive
+httpx connection, one request at a time; the paying client pays known terms up front: one
+round trip per paid request, as for an unpaid one. Then many clients at once, as a
+provider sees them in production, the paid ones sending payments signed ahead (a load
+generator's way: the bench measures the server, not the client's signing). Then, in
+process with no network, the time the middleware and the settlement add on the server,
+p50 and p99.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,17 @@ def _books(db: Path, agent: PrivateKey) -> None:
         ledger.submit(transfer("fund", "world", account, USDC.atomic(10**12)))
 
 
-def over_http(folder: Path) -> list[Rate]:
+CONCURRENT_CLIENTS = 32
+"""Requests in flight at once in the concurrent run (one connection each)."""
+
+PRESIGNED_PAYMENTS = 12_000
+"""Payments signed before the concurrent paid run (signing is the client's work, not the
+server's: a load generator does it ahead of time)."""
+
+
+@contextmanager
+def _provider(folder: Path) -> Iterator[tuple[str, PrivateKey]]:
+    """The provider in its own process; yields its base URL and a funded agent key."""
     agent, operator, provider = (PrivateKey.generate() for _ in range(3))
     db = folder / "http.db"
     _books(db, agent)
@@ -62,6 +77,14 @@ def over_http(folder: Path) -> list[Rate]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        yield base, agent
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def over_http(folder: Path) -> list[Rate]:
+    with _provider(folder) as (base, agent):
         with httpx.Client() as plain:
             unpaid = measure("unpaid GET, httpx keep-alive", lambda: plain.get(f"{base}/free"))
         with SyncPaywireClient(agent, max_per_payment="$0.01") as client:
@@ -72,9 +95,58 @@ def over_http(folder: Path) -> list[Rate]:
                 assert response.status_code == 200
 
             paid = measure("paid GET (x402 exact, ledger network)", paid_call)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    return [unpaid, paid]
+
+
+def _presigned(base: str, agent: PrivateKey, count: int) -> list[str]:
+    """`count` distinct signed payments for GET /search (headers, with payment ids)."""
+    from paywire.client import Payer
+    from paywire.protocol.headers import decode_payment_required, encode
+
+    required = decode_payment_required(httpx.get(f"{base}/search").headers["payment-required"])
+    payer = Payer.create(agent, max_per_payment="$0.01")
+    requirements = payer.choose(required)
+    return [encode(payer.pay(required, requirements)) for _ in range(count)]
+
+
+async def _flood(base: str, path: str, headers: list[str] | None) -> Rate:
+    """`CONCURRENT_CLIENTS` workers sending requests for about `DEFAULT_SECONDS`."""
+    limits = httpx.Limits(max_connections=CONCURRENT_CLIENTS)
+    done = 0
+    queue = iter(headers) if headers is not None else None
+    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
+
+        async def worker(deadline: float) -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                extra = {}
+                if queue is not None:
+                    header = next(queue, None)
+                    if header is None:
+                        return
+                    extra = {"PAYMENT-SIGNATURE": header}
+                response = await client.get(path, headers=extra)
+                assert response.status_code == 200, response.status_code
+                done += 1
+
+        warm = time.perf_counter() + 0.3
+        await asyncio.gather(*(worker(warm) for _ in range(CONCURRENT_CLIENTS)))
+        done = 0
+        start = time.perf_counter()
+        deadline = start + DEFAULT_SECONDS
+        await asyncio.gather(*(worker(deadline) for _ in range(CONCURRENT_CLIENTS)))
+        seconds = time.perf_counter() - start
+    what = "paid GET, pre-signed payments" if headers is not None else "unpaid GET"
+    return Rate(f"{what}, {CONCURRENT_CLIENTS} clients at once", done, seconds)
+
+
+def concurrently(folder: Path) -> list[Rate]:
+    with _provider(folder) as (base, agent):
+        headers = _presigned(base, agent, PRESIGNED_PAYMENTS)
+        unpaid = asyncio.run(_flood(base, "/free", None))
+        paid = asyncio.run(_flood(base, "/search", headers))
+    if paid.ops + CONCURRENT_CLIENTS >= PRESIGNED_PAYMENTS:
+        print(f"(the paid run used all {PRESIGNED_PAYMENTS} pre-signed payments)")
     return [unpaid, paid]
 
 
@@ -146,6 +218,14 @@ def main() -> None:
         rates = over_http(Path(tmp))
     report(
         "Paid requests over HTTP (uvicorn, loopback, one connection)",
+        rates,
+        baseline=rates[0].name,
+        goal="paid >= 0.50x unpaid",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = concurrently(Path(tmp))
+    report(
+        "Paid requests over HTTP (uvicorn, loopback, many clients at once)",
         rates,
         baseline=rates[0].name,
         goal="paid >= 0.50x unpaid",

@@ -10,7 +10,8 @@ token (``balanceOf`` and ``authorizationState``).
 
 `authorization_events` lists the token's ``AuthorizationUsed`` and
 ``AuthorizationCanceled`` events in a block range, one ``eth_getLogs`` per
-`LOG_BLOCK_RANGE` blocks: how a view learns every nonce spent, block after block.
+`LOG_BLOCK_RANGE` blocks (on the in-process chain, read from py-evm's receipts directly,
+in time linear in the range): how a view learns every nonce spent, block after block.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def call_many(chain: Chain, calls: Sequence[tuple[str, bytes]], *, block: int) -
     try:
         answer = bytes(chain._rpc(lambda w3: w3.eth.call(cast(Any, params), block)))
     except TransactionReverted:
-        raise ChainError("a read of the view reverted (a call failed or answered no word)") from None
+        raise ChainError(
+            "a read of the view reverted (a call failed or answered no word)"
+        ) from None
     if len(answer) != WORD * len(calls):
         raise ChainError(f"the batched read answered {len(answer)} bytes, not {WORD * len(calls)}")
     return [answer[i : i + WORD] for i in range(0, len(answer), WORD)]
@@ -98,18 +101,64 @@ def authorization_events(
     chain: Chain, token: str, *, from_block: int, to_block: int
 ) -> list[UsedNonce]:
     """The token's AuthorizationUsed and AuthorizationCanceled events in
-    [from_block, to_block], oldest first."""
+    [from_block, to_block]."""
     address = check_address(token, "token address")
+    if _in_process(chain):
+        return _local_events(chain, address, max(0, from_block), to_block)
     topics = [["0x" + AUTHORIZATION_USED_TOPIC.hex(), "0x" + AUTHORIZATION_CANCELED_TOPIC.hex()]]
     found: list[UsedNonce] = []
     start = max(0, from_block)
     while start <= to_block:
         end = min(to_block, start + LOG_BLOCK_RANGE - 1)
         query = {"address": address, "fromBlock": start, "toBlock": end, "topics": topics}
-        raw = chain._rpc(lambda w3, query=query: w3.eth.get_logs(cast(Any, query)))
-        found.extend(event for event in map(_used_nonce, raw) if event is not None)
+        found.extend(_decoded(chain, query))
         start = end + 1
     return found
+
+
+def _in_process(chain: Chain) -> bool:
+    """Whether `chain` is paywire's in-process chain (eth-tester with py-evm)."""
+    return getattr(chain, "_backend", None) is not None and hasattr(chain, "_tester")
+
+
+def _local_events(chain: Chain, address: str, from_block: int, to_block: int) -> list[UsedNonce]:
+    """`authorization_events` read from py-evm's own blocks and receipts: eth-tester's
+    ``eth_getLogs`` finds each receipt by scanning back from the head, so a range far from
+    it costs the square of the chain's length; this costs the range's length."""
+    wanted = bytes.fromhex(address[2:])
+    topics = {
+        int.from_bytes(AUTHORIZATION_USED_TOPIC, "big"): False,
+        int.from_bytes(AUTHORIZATION_CANCELED_TOPIC, "big"): True,
+    }
+    found: list[UsedNonce] = []
+    with chain._lock:
+        evm: Any = chain._backend.chain  # type: ignore[attr-defined]
+        last = min(to_block, int(evm.get_canonical_head().block_number))
+        for number in range(from_block, last + 1):
+            block = evm.get_canonical_block_by_number(number)
+            if not block.transactions:
+                continue
+            for receipt in block.get_receipts(evm.chaindb):
+                for log in receipt.logs:
+                    if log.address != wanted or len(log.topics) != 3:
+                        continue
+                    canceled = topics.get(log.topics[0])
+                    if canceled is None:
+                        continue
+                    found.append(
+                        UsedNonce(
+                            authorizer=to_checksum_address(log.topics[1].to_bytes(32, "big")[12:]),
+                            nonce=log.topics[2].to_bytes(32, "big"),
+                            block_number=number,
+                            canceled=canceled,
+                        )
+                    )
+    return found
+
+
+def _decoded(chain: Chain, query: dict[str, Any]) -> list[UsedNonce]:
+    raw = chain._rpc(lambda w3: w3.eth.get_logs(cast(Any, query)))
+    return [event for event in map(_used_nonce, raw) if event is not None]
 
 
 def block_timestamp(chain: Chain, number: int) -> int:
@@ -120,7 +169,10 @@ def block_timestamp(chain: Chain, number: int) -> int:
 
 def _used_nonce(raw: Any) -> UsedNonce | None:
     topics = [bytes(topic) for topic in raw["topics"]]
-    if len(topics) != 3 or topics[0] not in (AUTHORIZATION_USED_TOPIC, AUTHORIZATION_CANCELED_TOPIC):
+    if len(topics) != 3 or topics[0] not in (
+        AUTHORIZATION_USED_TOPIC,
+        AUTHORIZATION_CANCELED_TOPIC,
+    ):
         return None
     return UsedNonce(
         authorizer=to_checksum_address(topics[1][12:]),
@@ -143,7 +195,9 @@ def _multicall_code(calls: Sequence[tuple[str, bytes]]) -> bytes:
     data_offset = code_length + 5  # JUMPDEST, PUSH1 0, DUP1, REVERT
     if data_offset + len(data) > 0xFFFF or out + WORD * len(calls) > 0xFFFF:
         raise ChainError("the batched read is too large")
-    program = bytearray([_PUSH2, *_u16(len(data)), _PUSH2, *_u16(data_offset), _PUSH1, 0, _CODECOPY])
+    program = bytearray(
+        [_PUSH2, *_u16(len(data)), _PUSH2, *_u16(data_offset), _PUSH1, 0, _CODECOPY]
+    )
     start = 0
     for index, (target, calldata) in enumerate(calls):
         program += bytes([_PUSH1, WORD, _PUSH2, *_u16(out + WORD * index)])

@@ -31,6 +31,24 @@ EXACT_NONCE_USED = "invalid_exact_paywire_nonce_already_used"
 EXACT_ASSET = "invalid_exact_paywire_payload_asset_mismatch"
 PAYMENT_ID_CONFLICT = "payment_identifier_conflict"
 
+# x402's EVM error reasons, as the official SDK names them (x402.mechanisms.evm.constants).
+EVM_SIGNATURE = "invalid_exact_evm_payload_signature"
+EVM_RECIPIENT = "invalid_exact_evm_payload_recipient_mismatch"
+EVM_VALUE = "invalid_exact_evm_payload_authorization_value_mismatch"
+EVM_VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
+EVM_VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
+EVM_NONCE_USED = "invalid_exact_evm_nonce_already_used"
+EVM_INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
+EVM_MISSING_DOMAIN = "missing_eip712_domain"
+EVM_TOKEN_NAME = "invalid_exact_evm_token_name_mismatch"  # noqa: S105 (a reason, not a secret)
+EVM_TOKEN_VERSION = "invalid_exact_evm_token_version_mismatch"  # noqa: S105
+EVM_UNKNOWN_ASSET = "invalid_exact_evm_failed_to_get_asset_info"
+EVM_SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
+EVM_TRANSFER_EVENT = "invalid_exact_evm_transfer_event_mismatch"
+TRANSACTION_FAILED = "transaction_failed"
+SETTLEMENT_PENDING = "settlement_pending"
+UNEXPECTED_VERIFY = "unexpected_verify_error"
+
 
 class PaymentProblem(PaywireError):
     """A payment that cannot be accepted; `reason` is the x402 error reason."""

@@ -144,13 +144,16 @@ class Facilitator:
         assets: Mapping[str, Asset] | None = None,
         confirmations: int | None = None,
         receipt_timeout_s: float | None = None,
+        simulate: bool = False,
     ) -> Facilitator:
         """One facilitator for `ledger`'s network (unless `ledger_network` is False) and
         `exact` on the chains of `tokens`: one `EvmExactScheme` per chain, holding that
         chain's tokens, recording its payments in `ledger`.
 
         `key` signs receipts; `evm_signer` pays the gas of EVM settlements (default: each
-        chain's default signer). `assets` maps token addresses to ledger assets (default:
+        chain's default signer); `simulate` runs every EVM verify as a simulation of the
+        transfer on chain (strict and slow; by default verify reads a view of the chain).
+        `assets` maps token addresses to ledger assets (default:
         each token's symbol and decimals).
         """
         handlers: list[SchemeHandler] = []
@@ -168,6 +171,7 @@ class Facilitator:
                     assets=assets,
                     confirmations=confirmations,
                     receipt_timeout_s=receipt_timeout_s,
+                    simulate=simulate,
                 )
             )
         return cls(key, handlers)

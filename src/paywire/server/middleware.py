@@ -23,7 +23,8 @@ whether the handler may run before the money moved:
 - On the ledger network the payment is settled *before* the handler runs: settling is one
   ledger write (instant), so there is nothing to gain by waiting.
 - On EVM chains the default is x402's **verify, serve, settle**: the facilitator verifies
-  (signature, and a simulation of the transfer on chain), the handler runs, and only if it
+  (signature, and the payer's balance and nonce from its view of the chain, or a full
+  simulation of the transfer with ``simulate=True``), the handler runs, and only if it
   answered below 400 is the payment settled (a transaction and its receipt: seconds on a
   real chain). The handler's response is held back meanwhile (up to
   `MAX_HELD_BODY_BYTES`; past that the payment is settled before the rest streams) and

@@ -140,3 +140,97 @@ def main() -> None:
     print("\n## Gas per contract call (receipts on the local chain)")
     for label, gas in _gas(chain, token):
         print(f"{label:<58} {gas:>12,}")
+    main_channels()
+
+
+# ----- payment channels ---------------------------------------------------------------------
+
+
+def _channel_gas(chain: LocalChain, token: Token) -> list[tuple[str, int]]:
+    from paywire.chain import ChannelContract
+    from paywire.chain.compile import paywire_channels
+
+    deployed = chain.deploy(
+        chain.operator, paywire_channels(), ("address", "uint256"), (token.address, 60)
+    )
+    assert deployed.contract_address is not None
+    figures = [("deploy the channel contract", deployed.gas_used)]
+    channels = ChannelContract(chain, deployed.contract_address)
+    payer, payee = _payer(chain, token), PrivateKey.generate()
+    for key in (payer, payee):
+        chain.fund(key.address, 10**18)
+    token.approve(payer, channels.address, 2**256 - 1)
+
+    def open_channel() -> bytes:
+        return channels.open(payer, payee.address, 10**6, approve=False).channel_id
+
+    opened = channels.open(payer, payee.address, 10**6, approve=False)
+    figures.append(("open", opened.receipt.gas_used))
+    cid = opened.channel_id
+    figures.append(("top_up", channels.top_up(payer, cid, 10**6, approve=False).gas_used))
+    claim = channels.claim(payee, channels.sign_voucher(payer, cid, 100))
+    figures.append(("claim, the channel's first (payee's first funds)", claim.receipt.gas_used))
+    claim = channels.claim(payee, channels.sign_voucher(payer, cid, 200))
+    figures.append(("claim, a later one", claim.receipt.gas_used))
+    for count in (10, 50):
+        ids = [open_channel() for _ in range(count)]
+        for when, cumulative in (("first", 10), ("later", 20)):
+            vouchers = [channels.sign_voucher(payer, i, cumulative) for i in ids]
+            gas = channels.claim_many(payee, vouchers).receipt.gas_used
+            figures.append(
+                (f"claim_many of {count}, {when} claims ({gas // count:,}/voucher)", gas)
+            )
+    closed = channels.close(payee, cid, channels.sign_voucher(payer, cid, 300))
+    figures.append(("close with a voucher (claim + refund)", closed.receipt.gas_used))
+    figures.append(
+        ("close without a voucher (refund)", channels.close(payee, open_channel()).receipt.gas_used)
+    )
+    cid = open_channel()
+    channels.claim(payee, channels.sign_voucher(payer, cid, 5))
+    figures.append(("request_withdrawal", channels.request_withdrawal(payer, cid).gas_used))
+    chain.advance_time(61)
+    figures.append(("withdraw (after a claim)", channels.withdraw(payer, cid).receipt.gas_used))
+    return figures
+
+
+def main_channels() -> None:
+    """Payment channels: the payee's voucher check (the hot path, no chain call) and the gas
+    of each contract call."""
+    from paywire.chain import ChannelContract
+    from paywire.chain.channels import check_voucher
+
+    chain = LocalChain(block_time_s=None)
+    token = chain.deploy_token(chain.operator.address)
+    channels = ChannelContract.deploy(chain, token, challenge_period_s=60)
+    payer, payee = PrivateKey.generate(), PrivateKey.generate()
+    token.mint(chain.operator, payer.address, 10**9)
+    for key in (payer, payee):  # a simulated claim comes from the payee: it pays for gas
+        chain.fund(key.address, 10**18)
+    channel = channels.channel(channels.open(payer, payee.address, 10**9).channel_id)
+    vouchers = itertools.cycle(
+        [channels.sign_voucher(payer, channel.channel_id, n) for n in range(1, SAMPLES + 1)]
+    )
+
+    def sign() -> object:
+        return channels.sign_voucher(payer, channel.channel_id, 1)
+
+    def check() -> object:
+        check_voucher(next(vouchers), channel, channels.domain)
+        return None
+
+    def simulate() -> object:
+        return channels.simulate_claim(payee.address, next(vouchers))
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("sign a voucher (payer)", sign),
+        ("check a voucher off chain (payee, per request)", check),
+        ("simulate a claim (eth_call on py-evm)", simulate),
+    ]
+    report(
+        "Payment channels: vouchers",
+        [measure(name, call, seconds=DEFAULT_SECONDS) for name, call in cases],
+        baseline="sign a voucher (payer)",
+    )
+    print("\n## Gas per channel contract call (receipts on the local chain)")
+    for label, gas in _channel_gas(chain, token):
+        print(f"{label:<58} {gas:>12,}")

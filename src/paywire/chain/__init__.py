@@ -8,6 +8,8 @@ deposits, withdrawals and the reserves check.
   fast EIP-712 path), simulation and settlement of ``transferWithAuthorization``.
 - `Reserve`: the operator's reserve mirrored in the ledger: deposits (by
   ``receiveWithAuthorization`` or found by the watcher), withdrawals, `check_reserves`.
+- `ChannelContract`, `Voucher`: payment channels (`paywire.chain.channels`): a deposit per
+  channel, cumulative EIP-712 vouchers, claims in batches, withdrawal after a delay.
 
 `paywire.chain.eip3009` (authorizations and their signatures) and `paywire.chain.errors`
 do not import web3; the rest does (about a second), so they are imported on first use.
@@ -52,7 +54,27 @@ if TYPE_CHECKING:
     from paywire.chain.base._chain import Chain
     from paywire.chain.base._values import Log, Receipt
     from paywire.chain.bridge import rpc_bridge, rpc_route
-    from paywire.chain.compile import CompiledContract, compile_vyper, paywire_usd
+    from paywire.chain.channels._contract import ChannelContract
+    from paywire.chain.channels._errors import (
+        BadVoucherSignature,
+        ChallengePeriodNotOver,
+        ChannelClosed,
+        ChannelRefused,
+        NotPayee,
+        NotPayer,
+        UnknownChannel,
+        VoucherBelowCharged,
+        VoucherNotAboveClaimed,
+        VoucherPastDeposit,
+    )
+    from paywire.chain.channels._state import Channel
+    from paywire.chain.channels._voucher import Voucher, voucher_domain
+    from paywire.chain.compile import (
+        CompiledContract,
+        compile_vyper,
+        paywire_channels,
+        paywire_usd,
+    )
     from paywire.chain.local import LOCAL_CHAIN_ID, LocalChain, dev_key
     from paywire.chain.reserve._accounts import deposit_transfer_id, open_wallet_account
     from paywire.chain.reserve._check import AssetReserves, ReservesReport, check_reserves
@@ -70,8 +92,23 @@ _LAZY = {
     "Receipt": "paywire.chain.base._values",
     "rpc_bridge": "paywire.chain.bridge",
     "rpc_route": "paywire.chain.bridge",
+    "BadVoucherSignature": "paywire.chain.channels._errors",
+    "ChallengePeriodNotOver": "paywire.chain.channels._errors",
+    "Channel": "paywire.chain.channels._state",
+    "ChannelClosed": "paywire.chain.channels._errors",
+    "ChannelContract": "paywire.chain.channels._contract",
+    "ChannelRefused": "paywire.chain.channels._errors",
+    "NotPayee": "paywire.chain.channels._errors",
+    "NotPayer": "paywire.chain.channels._errors",
+    "UnknownChannel": "paywire.chain.channels._errors",
+    "Voucher": "paywire.chain.channels._voucher",
+    "VoucherBelowCharged": "paywire.chain.channels._errors",
+    "VoucherNotAboveClaimed": "paywire.chain.channels._errors",
+    "VoucherPastDeposit": "paywire.chain.channels._errors",
+    "voucher_domain": "paywire.chain.channels._voucher",
     "CompiledContract": "paywire.chain.compile",
     "compile_vyper": "paywire.chain.compile",
+    "paywire_channels": "paywire.chain.compile",
     "paywire_usd": "paywire.chain.compile",
     "LOCAL_CHAIN_ID": "paywire.chain.local",
     "LocalChain": "paywire.chain.local",
@@ -111,10 +148,16 @@ __all__ = [
     "AssetReserves",
     "Authorization",
     "AuthorizationKind",
+    "BadVoucherSignature",
     "Chain",
     "ChainError",
     "ChainIdMismatch",
     "ChainUnavailable",
+    "ChallengePeriodNotOver",
+    "Channel",
+    "ChannelClosed",
+    "ChannelContract",
+    "ChannelRefused",
     "CompiledContract",
     "ContractCompileFailed",
     "Deposit",
@@ -128,6 +171,8 @@ __all__ = [
     "Log",
     "MemoryCursor",
     "NoSigner",
+    "NotPayee",
+    "NotPayer",
     "Receipt",
     "Reserve",
     "ReservesReport",
@@ -138,6 +183,11 @@ __all__ = [
     "TransactionReverted",
     "TransferLog",
     "TransferMismatch",
+    "UnknownChannel",
+    "Voucher",
+    "VoucherBelowCharged",
+    "VoucherNotAboveClaimed",
+    "VoucherPastDeposit",
     "Withdrawal",
     "WithdrawalFailed",
     "WithdrawalPending",
@@ -147,6 +197,7 @@ __all__ = [
     "dev_key",
     "new_nonce",
     "open_wallet_account",
+    "paywire_channels",
     "paywire_usd",
     "recover_authorizer",
     "revert_code",
@@ -156,4 +207,5 @@ __all__ = [
     "sign_cancel",
     "split_signature",
     "token_domain",
+    "voucher_domain",
 ]

@@ -35,6 +35,9 @@ CACHE_FORMAT = 1
 PAYWIRE_USD_SOURCE = "paywire_usd.vy"
 """The stablecoin contract, shipped inside the package (`paywire.chain.contracts`)."""
 
+PAYWIRE_CHANNELS_SOURCE = "paywire_channels.vy"
+"""The payment channels contract (one deployment per token), shipped beside it."""
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledContract:
@@ -108,6 +111,13 @@ def paywire_usd() -> CompiledContract:
     Compiled once per process, and once per machine thanks to the disk cache.
     """
     return compile_vyper(contract_source(PAYWIRE_USD_SOURCE))
+
+
+@functools.cache
+def paywire_channels() -> CompiledContract:
+    """The compiled payment channels contract (deposits, cumulative vouchers, claims in
+    batches, cooperative close, withdrawal after a challenge period). Cached as above."""
+    return compile_vyper(contract_source(PAYWIRE_CHANNELS_SOURCE))
 
 
 def contract_source(name: str) -> str:

@@ -14,7 +14,16 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# llama-cpp-python (the `llm` extra) builds from source: it needs a C++ compiler and cmake.
+BUILD_TOOLS := g++ cmake
+
 $(SYNCED): uv.lock pyproject.toml | $(UV)
+	@missing=""; for tool in $(BUILD_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing build tools:$$missing"; \
+		$$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq build-essential cmake; \
+	fi
+	@echo "installing dependencies (the first time, llama-cpp-python builds from source: minutes)"
 	$(UV) sync --frozen --all-extras --quiet
 	touch $@
 

@@ -3,6 +3,10 @@
 The baseline writes the very rows a paywire transfer writes (its log entry and leaf hash,
 its transfer index row, the two balance updates, the log head) with plain `executemany`,
 1,000 per transaction, in the same schema, with the same pragmas, and none of the checks.
+
+A second table prices spend limits: group commits of transfers that each count against 0,
+3 or 9 limits (one mandate's total, hour and day; or a chain of three such mandates), as
+ratios to 0 (``python -m bench.bench_ledger limits`` runs only that table).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import itertools
 import os
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -18,7 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench._harness import DEFAULT_SECONDS, Rate, report
-from paywire.ledger import AccountKind, Ledger, NewAccount, NewTransfer, new_id, transfer
+from paywire.ledger import (
+    AccountKind,
+    Ledger,
+    NewAccount,
+    NewLimit,
+    NewTransfer,
+    new_id,
+    transfer,
+)
 from paywire.ledger.sqlite import SQLiteStore
 from paywire.money import USDC
 
@@ -183,6 +196,59 @@ def threaded(name: str, ledger: Ledger) -> Rate:
     return Rate(f"{name}: group commit, {THREADS} threads submitting", sum(counts), elapsed)
 
 
+LIMIT_COUNTS = (0, 3, 9)
+"""Limits per transfer in the limits table: none; one mandate (total, hour, day); three."""
+
+
+def _open_limits(ledger: Ledger, count: int) -> tuple[str, ...]:
+    """`count` limits, a third each for all time, an hour and a day, none ever reached."""
+    ids = []
+    for n in range(count):
+        window = (None, 3600, 86400)[n % 3]
+        ledger.open_limit(NewLimit(f"limit{n}", USDC, 10**30, window))
+        ids.append(f"limit{n}")
+    return tuple(ids)
+
+
+def limited(folder: Path, count: int) -> Rate:
+    """`batched` on SQLite, each transfer counting against `count` limits."""
+    ledger = Ledger(SQLiteStore(folder / f"limits{count}.db", synchronous=SYNCHRONOUS))
+    try:
+        _setup(ledger)
+        limits = _open_limits(ledger, count)
+        pool = [
+            transfer(
+                new_id(), "source", f"agent{n % ACCOUNTS}", USDC.atomic(1 + n % 997), limits=limits
+            )
+            for n in range(int(60_000 * _budget()))
+        ]
+        done = 0
+        start = time.perf_counter()
+        deadline = start + _budget()
+        for first in range(0, len(pool), BATCH):
+            if time.perf_counter() >= deadline:
+                break
+            results = ledger.submit_many(pool[first : first + BATCH])
+            assert not any(isinstance(result, Exception) for result in results)
+            done += BATCH
+        elapsed = time.perf_counter() - start
+        assert ledger.log.verify().ok
+    finally:
+        ledger.close()
+    return Rate(f"SQLite group commit of {BATCH}, {count} limits per transfer", done, elapsed)
+
+
+def main_limits() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = [limited(Path(tmp), count) for count in LIMIT_COUNTS]
+    report(
+        "Ledger transfers per second with spend limits",
+        rates,
+        baseline=rates[0].name,
+        goal="9 limits per transfer >= 0.5x no limits",
+    )
+
+
 def run_store(name: str, make: Callable[[], Ledger]) -> list[Rate]:
     rates = []
     for measure in (single, batched, threaded):
@@ -211,6 +277,7 @@ def main() -> None:
         baseline=rates[0].name,
         goal="group commit on SQLite >= 0.80x raw; PostgreSQL >= 10,000/s",
     )
+    main_limits()
 
 
 def _postgres() -> list[Rate]:
@@ -230,4 +297,4 @@ def _postgres() -> list[Rate]:
 
 
 if __name__ == "__main__":
-    main()
+    main_limits() if "limits" in sys.argv[1:] else main()

@@ -6,6 +6,8 @@ Opens the ledger at URL and streams requests from THREADS threads until it is ki
 single transfers, linked batches (a deposit, a hold, a partial post of that hold and a fee;
 every other batch overdraws at its last transfer, so it must leave no trace), and now and
 then a retry of the thread's last acknowledged single transfer (which must be replayed).
+Payments and holds count against the spend limits `LIMITS` (opened by the parent), so the
+limits' rows are written in the same transactions, and must survive the kill likewise.
 A further thread signs checkpoints and exports the log, over and over.
 
 It writes one line per answer to stdout, each with a single `os.write` once the ledger has
@@ -44,6 +46,9 @@ LINKED_EVERY = 5
 RETRY_EVERY = 7
 """After request n with n % RETRY_EVERY == 3, the thread retries its last single transfer."""
 
+LIMITS = ("crash-total", "crash-minute")
+"""A total and a one-minute window, with caps no run reaches."""
+
 
 def plan(tag: str, thread: int, n: int) -> list[NewTransfer]:
     """Request n of a thread: one transfer, or the transfers of one linked batch."""
@@ -53,12 +58,12 @@ def plan(tag: str, thread: int, n: int) -> list[NewTransfer]:
         overdraw = n % (2 * LINKED_EVERY) == 2 * LINKED_EVERY - 1
         return [
             transfer(f"{base}-0", "world", payer, USDC.atomic(40), metadata={"batch": base}),
-            hold(f"{base}-1", payer, "shop", USDC.atomic(25), timeout_s=3600),
+            hold(f"{base}-1", payer, "shop", USDC.atomic(25), timeout_s=3600, limits=LIMITS),
             post(f"{base}-2", f"{base}-1", USDC.atomic(15)),
             transfer(f"{base}-3", payer, "fees", USDC.atomic(10**15 if overdraw else 5)),
         ]
     amount = 1 + (n * 7 + thread) % 13
-    return [transfer(base, payer, "shop", USDC.atomic(amount), metadata={"n": n})]
+    return [transfer(base, payer, "shop", USDC.atomic(amount), metadata={"n": n}, limits=LIMITS)]
 
 
 def is_linked(n: int) -> bool:

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from paywire.ledger.entries import (
     AccountEntry,
+    LimitCloseEntry,
+    LimitEntry,
     MalformedEntry,
     TransferEntry,
     canonical_json,
@@ -40,6 +42,7 @@ metadata = st.dictionaries(
     expires_at=st.none() | st.integers(0, 2**63 - 1),
     meta=metadata,
     authorization=st.none() | st.text(max_size=40),
+    limits=st.lists(ids, max_size=5, unique=True),
 )
 def test_fast_transfer_encoding_is_canonical(
     index,
@@ -55,7 +58,10 @@ def test_fast_transfer_encoding_is_canonical(
     expires_at,
     meta,
     authorization,
+    limits,
 ) -> None:  # type: ignore[no-untyped-def]
+    if kind not in (TransferKind.SINGLE, TransferKind.PENDING):
+        limits = []  # only transfers and holds name limits
     checked, text = canonical_metadata(meta)
     entry = TransferEntry(
         index,
@@ -73,6 +79,7 @@ def test_fast_transfer_encoding_is_canonical(
         checked or None,
         authorization,
         metadata_json=text,
+        limits=tuple(limits),
     )
     fields = {
         "type": "transfer",
@@ -92,6 +99,7 @@ def test_fast_transfer_encoding_is_canonical(
         "expires_at": expires_at,
         "authorization": authorization,
         "metadata": checked or None,
+        "limits": limits or None,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     data = entry.encode()
@@ -112,6 +120,52 @@ def test_account_entry_round_trip() -> None:
         {"team": "x"},
     )
     assert decode_entry(entry.encode()) == entry
+
+
+@pytest.mark.parametrize("window_s", [None, 1, 86400])
+@pytest.mark.parametrize("metadata", [{}, {"mandate": "m-1"}])
+def test_limit_entries_round_trip(window_s: int | None, metadata: dict[str, str]) -> None:
+    opened = LimitEntry(4, 100, "daily", "USDC", 6, 2**128 - 1, window_s, dict(metadata))
+    data = opened.encode()
+    assert decode_entry(data) == opened
+    fields = {"type": "limit", "index": 4, "timestamp": 100, "id": "daily", "asset": "USDC"}
+    fields |= {"decimals": 6, "cap": str(2**128 - 1)}
+    if window_s is not None:
+        fields["window_s"] = window_s
+    if metadata:
+        fields["metadata"] = metadata
+    assert data == canonical_json(fields)
+    closed = LimitCloseEntry(5, 101, "daily", dict(metadata))
+    assert decode_entry(closed.encode()) == closed
+
+
+_TRANSFER = b'"amount":"1","asset":"USDC","code":1,"credit":"b","debit":"a","id":"t","index":0'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{" + _TRANSFER + b',"kind":"single","limits":[],"timestamp":1,"type":"transfer"}',
+        b"{" + _TRANSFER + b',"kind":"single","limits":"a","timestamp":1,"type":"transfer"}',
+        b"{" + _TRANSFER + b',"kind":"single","limits":["a","a"],"timestamp":1,"type":"transfer"}',
+        b"{" + _TRANSFER + b',"kind":"single","limits":["a b"],"timestamp":1,"type":"transfer"}',
+        b"{" + _TRANSFER + b',"kind":"single","limits":[1],"timestamp":1,"type":"transfer"}',
+        b"{" + _TRANSFER + b',"kind":"post","limits":["a"],"timestamp":1,"type":"transfer"}',
+        b'{"asset":"USDC","cap":"-1","decimals":6,"id":"l","index":0,"timestamp":1,"type":"limit"}',
+        b'{"asset":"USDC","cap":"01","decimals":6,"id":"l","index":0,"timestamp":1,"type":"limit"}',
+        b'{"asset":"USDC","cap":1,"decimals":6,"id":"l","index":0,"timestamp":1,"type":"limit"}',
+        b'{"asset":"USDC","decimals":6,"id":"l","index":0,"timestamp":1,"type":"limit"}',
+        b'{"asset":"USDC","cap":"1","decimals":6,"id":"l","index":0,"timestamp":1,"type":"limit",'
+        b'"window_s":0}',
+        b'{"asset":"USDC","cap":"1","decimals":6,"id":"l","index":0,"metadata":{},"timestamp":1,'
+        b'"type":"limit"}',
+        b'{"id":"l","index":0,"timestamp":1,"type":"limit_close","why":"x"}',
+        b'{"id":"l","index":0,"type":"limit_close"}',
+    ],
+)
+def test_malformed_limit_entries(data: bytes) -> None:
+    with pytest.raises(MalformedEntry):
+        decode_entry(data)
 
 
 @pytest.mark.parametrize(

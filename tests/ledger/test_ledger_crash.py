@@ -9,6 +9,7 @@ checkpoint), reopens the store and checks:
 - no linked batch is there in part;
 - nothing is there that was never asked for, and nothing twice: every balance equals what
   the transfers present imply, and the log holds exactly those transfers;
+- every spend limit holds what the transfers present imply;
 - retrying every acknowledged request is answered as a replay and changes nothing;
 - `log.verify()` passes, and after the last kill so does an offline audit of an export.
 
@@ -39,6 +40,7 @@ from paywire.ledger import (
     Ledger,
     LedgerError,
     NewAccount,
+    NewLimit,
     NewTransfer,
     Transfer,
     TransferKind,
@@ -229,7 +231,24 @@ def matches_request(found: Transfer, request: NewTransfer, present: dict[str, Tr
         and (request.amount is None or found.amount == request.amount)
         and found.pending_id == request.pending_id
         and found.metadata == (request.metadata or {})
+        and found.limits == request.limits
     )
+
+
+def implied_limit_use(transfers: dict[str, Transfer], limit_id: str) -> int:
+    """What the transfers present charge a limit: a payment its amount, a hold what was
+    posted of it (all of it while pending, nothing once voided or expired)."""
+    resolved = {t.pending_id: t for t in transfers.values() if t.pending_id is not None}
+    total = 0
+    for t in transfers.values():
+        if limit_id not in t.limits:
+            continue
+        if t.kind is TransferKind.PENDING and t.id in resolved:
+            end = resolved[t.id]
+            total += end.amount.atomic if end.kind is TransferKind.POST else 0
+        else:
+            total += t.amount.atomic
+    return total
 
 
 def check_store(ledger: Ledger, expect: Expectations, setup: set[str]) -> dict[str, Balance]:
@@ -249,6 +268,8 @@ def check_store(ledger: Ledger, expect: Expectations, setup: set[str]) -> dict[s
         assert matches_request(present[tid], expect.allowed[tid], present), present[tid]
     balances = {a.id: a.balance for a in ledger.accounts(limit=1000)}
     assert balances == implied_balances(present)
+    for limit_id in writer.LIMITS:
+        assert ledger.limit(limit_id).total_atomic == implied_limit_use(present, limit_id)
     report = ledger.log.verify()
     assert report.ok, report.problems
     assert report.transfers == len(present), "the log holds transfers the indexes do not"
@@ -287,6 +308,8 @@ def test_sigkill_loses_no_acknowledged_transfer(
         for k in range(4):
             funding = transfer(f"fund-{k}", "world", f"payer-{k}", USDC.atomic(FUNDING))
             setup.add(setup_ledger.submit(funding).id)
+        setup_ledger.open_limit(NewLimit("crash-total", USDC, 10**15))
+        setup_ledger.open_limit(NewLimit("crash-minute", USDC, 10**15, 60))
     expect = Expectations()
     kill_after = rng.randint(40, 400)
     checkpoint_after = rng.randint(30, 200)

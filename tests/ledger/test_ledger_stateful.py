@@ -2,14 +2,17 @@
 
 Hypothesis drives a `LedgerMachine` through opening accounts (two assets, bounded and
 unbounded kinds), transfers, holds with and without timeouts, posts (in full, in part, too
-much), voids, linked batches (some failing), `submit_many`, retries of earlier requests
+much), voids, linked batches (some failing), `submit_many`, spend limits (opened, closed,
+named by transfers and holds: totals and rolling windows of a few seconds that roll as the
+clock moves), retries of earlier requests
 (same body: a replay; another body: a conflict), the clock moving past timeouts,
 checkpoints with proofs and an offline audit of an export, and switching between two
 ledgers open on the same store (like two processes) or closing one and opening it again.
 
 The model (`Model`) is a plain re-statement of the ledger's rules over dicts. After every
 step the machine checks that the ledger agrees with it: every balance, every hold's state,
-the log's size, conservation per asset, every account bound, and `log.verify()`. Every
+every limit's usage, the log's size, conservation per asset, every account bound, and
+`log.verify()`. Every
 refusal the ledger gives must be the one the model predicts, and every write the model
 expects must succeed with the predicted log index and fields.
 
@@ -54,8 +57,12 @@ from paywire.ledger import (
     IdempotencyConflict,
     Ledger,
     LedgerError,
+    LimitClosed,
+    LimitExceeded,
+    LimitNotFound,
     LinkedBatchFailed,
     NewAccount,
+    NewLimit,
     NewTransfer,
     NotPending,
     PendingAlreadyPosted,
@@ -74,7 +81,7 @@ from paywire.ledger import (
     void,
 )
 from paywire.ledger.export import audit_export
-from paywire.ledger.model import Metadata
+from paywire.ledger.model import Metadata, bucket_seconds, window_span
 from paywire.money import EURC, MAX_ATOMIC, USDC, Amount, Asset
 
 NS = 1_000_000_000
@@ -101,6 +108,19 @@ ACCOUNTS: dict[str, NewAccount] = {
 INITIAL = ("world", "alice", "eu-world", "eve")
 ACCOUNT_IDS = sorted(ACCOUNTS)
 
+LIMITS: dict[str, NewLimit] = {
+    spec.id: spec
+    for spec in (
+        NewLimit("budget", USDC, 2_000, metadata={"mandate": "m-1"}),
+        NewLimit("per-3s", USDC, 300, 3),
+        NewLimit("per-10s", USDC, 600, 10),
+        NewLimit("per-2m", USDC, 900, 120),  # buckets of 2 seconds
+        NewLimit("eu-budget", EURC, 1_000),
+    )
+}
+INITIAL_LIMITS = ("budget", "per-3s", "per-2m", "eu-budget")
+LIMIT_IDS = sorted(LIMITS)
+
 account_ids = st.sampled_from(ACCOUNT_IDS)
 amount_kinds = st.sampled_from(["small"] * 14 + ["available"] * 2 + ["available+1"] * 2 + ["huge"])
 """A small number, exactly what the debit account can spend, one more, or 2^128 - 1."""
@@ -126,6 +146,7 @@ def body(request: NewTransfer) -> tuple[object, ...]:
         request.timeout_s,
         json.dumps(request.metadata or {}, sort_keys=True),
         request.authorization,
+        request.limits,
     )
 
 
@@ -196,6 +217,19 @@ class MTransfer:
     """The model's expiry: the clock when the hold was written plus its timeout."""
     state: HoldState | None = None
     resolved_by: str | None = None
+    limits: tuple[str, ...] = ()
+    charged_at: int = 0
+    """The model's time when it was written: its limits count it in that time's bucket."""
+    charged: int = 0
+    """What it counts against its limits: a transfer its amount, a hold its amount until
+    resolved, then what was posted of it (nothing once voided or expired)."""
+
+
+@dataclass
+class MLimit:
+    spec: NewLimit
+    log_index: int
+    closed: bool = False
 
 
 @dataclass
@@ -204,6 +238,7 @@ class Model:
     accounts: dict[str, MAccount] = field(default_factory=dict)
     transfers: dict[str, MTransfer] = field(default_factory=dict)
     entries: int = 0
+    limits: dict[str, MLimit] = field(default_factory=dict)
 
     def clone(self) -> Model:
         return Model(
@@ -211,6 +246,45 @@ class Model:
             {k: dataclasses.replace(v) for k, v in self.accounts.items()},
             {k: dataclasses.replace(v) for k, v in self.transfers.items()},
             self.entries,
+            {k: dataclasses.replace(v) for k, v in self.limits.items()},
+        )
+
+    # -- limits
+
+    def open_limit(self, spec: NewLimit) -> MLimit:
+        existing = self.limits.get(spec.id)
+        if existing is not None:
+            if existing.spec != spec:
+                raise Refused(IdempotencyConflict)
+            return existing
+        made = self.limits[spec.id] = MLimit(spec, self.entries)
+        self.entries += 1
+        return made
+
+    def close_limit(self, limit_id: str) -> MLimit:
+        limit = self.limits.get(limit_id)
+        if limit is None:
+            raise Refused(LimitNotFound)
+        if not limit.closed:
+            limit.closed = True
+            self.entries += 1
+        return limit
+
+    def limit_total(self, limit_id: str) -> int:
+        return sum(t.charged for t in self.transfers.values() if limit_id in t.limits)
+
+    def limit_used(self, limit_id: str, at: int) -> int:
+        """The charges of the buckets that overlap the window ending at `at` (all of
+        them, for a total)."""
+        window_s = self.limits[limit_id].spec.window_s
+        if window_s is None:
+            return self.limit_total(limit_id)
+        first, last = window_span(window_s, at)
+        bucket_ns = bucket_seconds(window_s) * NS
+        return sum(
+            t.charged
+            for t in self.transfers.values()
+            if limit_id in t.limits and first <= t.charged_at // bucket_ns <= last
         )
 
     # -- accounts
@@ -245,6 +319,7 @@ class Model:
             self.accounts[held.debit].add("dp", -held.amount)
             self.accounts[held.credit].add("cp", -held.amount)
             held.state = HoldState.EXPIRED
+            held.charged = 0
             held.resolved_by = held.id + "~expire"
             expired.append(
                 self._record(
@@ -335,6 +410,16 @@ class Model:
             raise Refused(ExceedsCredits)
         if BOUND_CREDITS in credit.spec.resolved_flags and credit.cp + credit.cpo > credit.dpo:
             raise Refused(ExceedsDebits)
+        for limit_id in request.limits:
+            limit = self.limits.get(limit_id)
+            if limit is None:
+                raise Refused(LimitNotFound)
+            if limit.closed:
+                raise Refused(LimitClosed)
+            if limit.spec.asset != asset:
+                raise Refused(AssetMismatch)
+            if self.limit_used(limit_id, self.now) + atomic > limit.spec.cap_atomic:
+                raise Refused(LimitExceeded)
         assert request.code is not None
         expires_at = None
         if pending and request.timeout_s is not None:
@@ -351,6 +436,9 @@ class Model:
             request.code,
             expires_at=expires_at,
             state=HoldState.PENDING if pending else None,
+            limits=request.limits,
+            charged_at=self.now,
+            charged=atomic,
         )
 
     def _resolve(self, request: NewTransfer) -> MTransfer:
@@ -382,8 +470,10 @@ class Model:
             debit.add("dpo", posted)
             credit.add("cpo", posted)
             held.state = HoldState.POSTED
+            held.charged = posted
         else:
             held.state = HoldState.VOIDED
+            held.charged = 0
         held.resolved_by = request.id
         return self._record(
             request.id,
@@ -486,6 +576,20 @@ class LedgerMachine(RuleBasedStateMachine):
         credit = data.draw(st.sampled_from(peers) if peers else account_ids, label="credit")
         return debit, credit
 
+    def pick_limits(self, data: st.DataObject, asset: Asset) -> list[str]:
+        """Half the time none; else one or two of the asset's limits (one time in ten, of
+        any asset)."""
+        if data.draw(st.booleans(), label="no limits"):
+            return []
+        fitting = [lid for lid in LIMIT_IDS if LIMITS[lid].asset == asset]
+        if not fitting or data.draw(st.integers(0, 9), label="any limits") == 0:
+            fitting = LIMIT_IDS
+        choice: list[str] = data.draw(
+            st.lists(st.sampled_from(fitting), min_size=1, max_size=2, unique=True),
+            label="limits",
+        )
+        return choice
+
     def build_transfer(self, data: st.DataObject) -> NewTransfer:
         kind = data.draw(st.sampled_from(["transfer", "transfer", "hold"]), label="kind")
         debit, credit = self.pick_accounts(data)
@@ -494,6 +598,7 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = self.amount(spec, debit, data.draw(asset_choices, label="asset"))
         metadata = data.draw(metadatas)
         authorization = data.draw(authorizations)
+        limits = self.pick_limits(data, amount.asset)
         tid = self.fresh_id()
         if kind == "hold":
             return hold(
@@ -504,8 +609,17 @@ class LedgerMachine(RuleBasedStateMachine):
                 timeout_s=data.draw(timeouts, label="timeout_s"),
                 metadata=metadata,
                 authorization=authorization,
+                limits=limits,
             )
-        return transfer(tid, debit, credit, amount, metadata=metadata, authorization=authorization)
+        return transfer(
+            tid,
+            debit,
+            credit,
+            amount,
+            metadata=metadata,
+            authorization=authorization,
+            limits=limits,
+        )
 
     def check_result(self, made: MTransfer, replayed: bool, result: Transfer) -> None:
         """The ledger's answer against the model's transfer."""
@@ -526,6 +640,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert result.log_index == made.log_index, f"{made.id}: log index"
         assert result.metadata == (request.metadata or {})
         assert result.authorization == request.authorization
+        assert result.limits == request.limits
         assert result.timeout_s == request.timeout_s
         assert self.clock.now <= result.timestamp < self.clock.now + HAIR_NS
         assert result.timestamp > self.last_timestamp, "timestamps must increase"
@@ -587,6 +702,31 @@ class LedgerMachine(RuleBasedStateMachine):
             self.open(ACCOUNTS[account_id])
         self.submit(transfer(self.fresh_id(), "world", "alice", USDC.atomic(5_000)))
         self.submit(transfer(self.fresh_id(), "eu-world", "eve", EURC.atomic(5_000)))
+        for limit_id in INITIAL_LIMITS:
+            self.open_a_limit(LIMITS[limit_id])
+
+    def open_a_limit(self, spec: NewLimit) -> None:
+        self.model.expire_due()
+        trial = self.model.clone()
+        try:
+            predicted: MLimit | Refused = trial.open_limit(spec)
+        except Refused as refusal:
+            predicted = refusal
+        try:
+            status = self.ledger.open_limit(spec)
+        except LedgerError as error:
+            assert isinstance(predicted, Refused), f"open limit {spec.id}: {error!r}"
+            self.check_refusal(error, predicted)
+            return
+        assert not isinstance(predicted, Refused), f"open limit {spec.id}: model {predicted}"
+        assert (status.id, status.asset, status.cap_atomic, status.window_s) == (
+            spec.id,
+            spec.asset,
+            spec.cap_atomic,
+            spec.window_s,
+        )
+        assert status.log_index == predicted.log_index and status.closed == predicted.closed
+        self.model = trial
 
     def open(self, spec: NewAccount) -> None:
         self.model.expire_due()
@@ -626,6 +766,34 @@ class LedgerMachine(RuleBasedStateMachine):
         if change is not None and account_id not in self.model.accounts:
             spec = ACCOUNTS[account_id]  # a changed spec only makes sense as a conflict
         self.open(spec)
+
+    @rule(limit_id=st.sampled_from(LIMIT_IDS), conflict=st.sampled_from([False, False, True]))
+    def open_limit(self, limit_id: str, conflict: bool) -> None:
+        spec = LIMITS[limit_id]
+        if conflict and limit_id in self.model.limits:  # same id, another cap
+            spec = dataclasses.replace(spec, cap_atomic=spec.cap_atomic + 1)
+        self.open_a_limit(spec)
+
+    @rule(limit_id=st.sampled_from(LIMIT_IDS), now=st.integers(0, 5))
+    def close_limit(self, limit_id: str, now: int) -> None:
+        """Revoke a limit (one time in six, so that limits live long enough to fill)."""
+        if now:
+            return
+        self.model.expire_due()
+        trial = self.model.clone()
+        try:
+            predicted: MLimit | Refused = trial.close_limit(limit_id)
+        except Refused as refusal:
+            predicted = refusal
+        try:
+            status = self.ledger.close_limit(limit_id)
+        except LedgerError as error:
+            assert isinstance(predicted, Refused), f"close {limit_id}: {error!r}"
+            self.check_refusal(error, predicted)
+            return
+        assert not isinstance(predicted, Refused), f"close {limit_id}: model {predicted}"
+        assert status.closed and status.remaining_atomic == 0
+        self.model = trial
 
     @rule(data=st.data())
     def submit_transfer_or_hold(self, data: st.DataObject) -> None:
@@ -825,10 +993,31 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (expired.pending_id, expired.amount.atomic) == (made.pending_id, made.amount)
 
     @invariant()
+    def limits_match_the_model(self) -> None:
+        with self.ledger.reader() as reader:  # one snapshot, one query
+            stored = {state.id: state for state in reader.all_limits()}
+        assert sorted(stored) == sorted(self.model.limits)
+        for limit_id, limit in self.model.limits.items():
+            status = stored[limit_id].status(self.clock.now)
+            used = self.model.limit_used(limit_id, self.clock.now)
+            assert (status.used_atomic, status.total_atomic, status.closed) == (
+                used,
+                self.model.limit_total(limit_id),
+                limit.closed,
+            ), limit_id
+            assert status.used_atomic <= limit.spec.cap_atomic
+            assert status.log_index == limit.log_index
+        unopened = sorted(set(LIMIT_IDS) - set(self.model.limits))
+        if unopened:
+            with pytest.raises(LimitNotFound):
+                self.ledger.limit(unopened[0])
+
+    @invariant()
     def the_log_verifies(self) -> None:
         report = self.ledger.log.verify()
         assert report.ok, report.problems
         assert report.entries == self.model.entries
+        assert report.limits == len(self.model.limits)
         assert report.accounts == len(self.model.accounts)
         assert report.transfers == len(self.model.transfers)
         assert report.balances == {aid: a.balance() for aid, a in self.model.accounts.items()}

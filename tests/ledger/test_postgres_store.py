@@ -157,7 +157,10 @@ def test_schema_is_created_once_and_reopened(pg_url: str) -> None:
         ledger_id, head = first.ledger_id, first.head()
     tables = _sql(pg_url, "SELECT relname, oid FROM pg_class WHERE relkind = 'r' ORDER BY 1")
     names = [name for name, _ in tables if not str(name).startswith(("pg_", "sql_"))]
-    assert names == ["accounts", "checkpoints", "log", "log_head", "log_nodes", "meta", "transfers"]
+    assert names == [
+        *("accounts", "checkpoints", "limit_usage", "limits", "log", "log_head", "log_nodes"),
+        *("meta", "transfers"),
+    ]
     with open_ledger(pg_url) as again:
         assert again.ledger_id == ledger_id
         assert again.head() == head
@@ -228,7 +231,7 @@ def test_amount_columns_hold_u128(pg_url: str) -> None:
         "ORDER BY table_name, column_name",
     )
     assert {(precision, scale) for _, precision, scale in columns} == {(39, 0)}
-    assert len(columns) == 5
+    assert len(columns) == 8  # 4 balances, an amount, a cap, a total and a bucket's usage
 
 
 def test_ids_sort_by_code_point_whatever_the_locale(ledgers: Callable[[], Ledger]) -> None:

@@ -2,6 +2,8 @@
 
 Open one with `open_ledger("sqlite:///books.db")`, open accounts with `NewAccount`, and
 write with `transfer`, `hold`, `post` and `void` requests through `Ledger.submit`.
+Spend limits (`NewLimit`, `Ledger.open_limit`) cap what the transfers naming them may move,
+in all or per rolling window, atomically with the transfers.
 """
 
 from paywire.ledger.errors import (
@@ -14,6 +16,9 @@ from paywire.ledger.errors import (
     InvalidRequest,
     LedgerError,
     LedgerUnavailable,
+    LimitClosed,
+    LimitExceeded,
+    LimitNotFound,
     LinkedBatchFailed,
     NotPending,
     PendingAlreadyPosted,
@@ -28,13 +33,17 @@ from paywire.ledger.errors import (
 from paywire.ledger.ids import new_id
 from paywire.ledger.ledger import Ledger, TreeHead
 from paywire.ledger.model import (
+    MAX_TRANSFER_LIMITS,
+    WINDOW_BUCKETS,
     Account,
     AccountFlag,
     AccountKind,
     Balance,
     HoldState,
     HoldStatus,
+    LimitStatus,
     NewAccount,
+    NewLimit,
     NewTransfer,
     Transfer,
     TransferCode,
@@ -47,6 +56,8 @@ from paywire.ledger.model import (
 from paywire.ledger.open import open_ledger, open_store
 
 __all__ = [
+    "MAX_TRANSFER_LIMITS",
+    "WINDOW_BUCKETS",
     "Account",
     "AccountFlag",
     "AccountKind",
@@ -63,8 +74,13 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerUnavailable",
+    "LimitClosed",
+    "LimitExceeded",
+    "LimitNotFound",
+    "LimitStatus",
     "LinkedBatchFailed",
     "NewAccount",
+    "NewLimit",
     "NewTransfer",
     "NotPending",
     "PendingAlreadyPosted",

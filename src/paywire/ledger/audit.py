@@ -2,8 +2,9 @@
 
 `Auditor` takes log entries and signed checkpoints in order and checks, for each entry:
 that it is canonical and in sequence, that the ledger's own rules admit it (by replaying it
-through the same `Engine` and comparing the bytes it produces), and for each checkpoint:
-that it is signed by the operator, names this ledger, and commits to the Merkle root of
+through the same `Engine` and comparing the bytes it produces: a transfer that names spend
+limits is checked against them again, their usage recomputed from the log), and for each
+checkpoint: that it is signed by the operator, names this ledger, and commits to the Merkle root of
 exactly the entries before it, consistently with the checkpoint before it. At the end,
 every asset's postings must sum to zero.
 
@@ -22,14 +23,21 @@ from paywire.errors import PaywireError
 from paywire.ledger import merkle
 from paywire.ledger.checkpoint import Checkpoint
 from paywire.ledger.engine import Engine
-from paywire.ledger.entries import AccountEntry, TransferEntry, decode_entry
+from paywire.ledger.entries import (
+    AccountEntry,
+    LimitCloseEntry,
+    LimitEntry,
+    TransferEntry,
+    decode_entry,
+)
 from paywire.ledger.model import (
     Balance,
     NewAccount,
+    NewLimit,
     NewTransfer,
     TransferKind,
 )
-from paywire.ledger.state import AccountState, TransferState
+from paywire.ledger.state import AccountState, LimitState, TransferState
 from paywire.money import Amount, Asset
 
 MAX_PROBLEMS = 100
@@ -61,6 +69,8 @@ class AuditReport:
     entries: int = 0
     accounts: int = 0
     transfers: int = 0
+    limits: int = 0
+    """Spend limits opened."""
     checkpoints: int = 0
     covered_size: int = 0
     root_hash: bytes = merkle.EMPTY_ROOT
@@ -86,6 +96,14 @@ class _NoState:
 
     def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]:
         return {}
+
+    def load_limits(self, ids: Sequence[str]) -> dict[str, LimitState]:
+        return {}
+
+    def load_accounts_and_limits(
+        self, account_ids: Sequence[str], limit_ids: Sequence[str]
+    ) -> tuple[dict[str, AccountState], dict[str, LimitState]]:
+        return {}, {}
 
     def entry(self, index: int) -> bytes | None:
         return None
@@ -169,6 +187,24 @@ class Auditor:
                     )
                 )
                 self.report.accounts += 1
+            elif isinstance(entry, LimitEntry):
+                if engine.limit(entry.id) is not None:
+                    self._stop(index, f"limit {entry.id!r} is opened twice")
+                engine.open_limit(
+                    NewLimit(
+                        id=entry.id,
+                        asset=Asset(entry.asset, entry.decimals),
+                        cap_atomic=entry.cap,
+                        window_s=entry.window_s,
+                        metadata=entry.metadata,
+                    )
+                )
+                self.report.limits += 1
+            elif isinstance(entry, LimitCloseEntry):
+                limit = engine.limit(entry.id)
+                if limit is not None and limit.closed:
+                    self._stop(index, f"limit {entry.id!r} is closed twice")
+                engine.close_limit(entry.id, entry.metadata)
             else:
                 if engine.transfer_state(entry.id) is not None:
                     self._stop(index, f"transfer id {entry.id!r} is used twice")
@@ -205,6 +241,7 @@ class Auditor:
                 amount=amount,
                 code=entry.code,
                 timeout_s=entry.timeout_s,
+                limits=entry.limits,
                 **common,  # type: ignore[arg-type]
             )
         else:
@@ -273,6 +310,10 @@ class Auditor:
     def transfers(self) -> dict[str, TransferState]:
         """Every transfer as the replay left it (holds with their final state)."""
         return self._engine.replayed_transfers()
+
+    def limits(self) -> dict[str, LimitState]:
+        """Every spend limit as the replay left it (closed or not, with its usage)."""
+        return self._engine.replayed_limits()
 
     def finish(self, *, require_checkpoint: bool = True) -> AuditReport:
         """Close the audit: conservation per asset, and a signature over every entry."""

@@ -1,10 +1,11 @@
 """Log entries: the canonical bytes the transparency log commits to.
 
-Every committed account and transfer becomes one entry: a JSON object with sorted keys, no
-white space and ASCII-only escapes. Those bytes are what the Merkle tree hashes and what
-`paywire ledger export` writes, one per line, so an auditor can check that a line is
-canonical (re-encoding it gives the same bytes) and that its hash is in a signed tree:
-any changed byte either breaks the JSON, breaks canonical form, or changes the hash.
+Every committed account, transfer and spend limit (its opening, and its closing) becomes one
+entry: a JSON object with sorted keys, no white space and ASCII-only escapes. Those bytes
+are what the Merkle tree hashes and what `paywire ledger export` writes, one per line, so
+an auditor can check that a line is canonical (re-encoding it gives the same bytes) and
+that its hash is in a signed tree: any changed byte either breaks the JSON, breaks
+canonical form, or changes the hash.
 
 Optional fields are left out when empty, so an entry has one canonical form.
 """
@@ -18,10 +19,12 @@ from typing import Any
 
 from paywire.ledger.errors import InvalidRequest
 from paywire.ledger.model import (
+    MAX_TRANSFER_LIMITS,
     AccountFlag,
     AccountKind,
     JsonValue,
     TransferKind,
+    check_limit_ids,
     check_metadata,
 )
 from paywire.money import MAX_ATOMIC
@@ -96,6 +99,8 @@ class TransferEntry:
     authorization: str | None = None
     metadata_json: str = field(default="", compare=False, repr=False)
     """`metadata` as canonical JSON when the caller has it already (saves encoding twice)."""
+    limits: tuple[str, ...] = ()
+    """The spend limits a transfer or hold counts against (left out when none)."""
 
     def encode(self) -> bytes:
         return encode_transfer(
@@ -113,6 +118,7 @@ class TransferEntry:
             self.expires_at,
             self.metadata_json or (_ENCODER.encode(self.metadata) if self.metadata else ""),
             self.authorization,
+            self.limits,
         )
 
 
@@ -131,6 +137,7 @@ def encode_transfer(
     expires_at: int | None,
     metadata_json: str,
     authorization: str | None,
+    limits: tuple[str, ...] = (),
 ) -> bytes:
     """A transfer entry's canonical bytes, built directly: the hot path of every write.
 
@@ -145,6 +152,8 @@ def encode_transfer(
     if expires_at is not None:
         parts.append(f',"expires_at":{expires_at}')
     parts.append(f',"id":"{id}","index":{index},"kind":"{kind}"')
+    if limits:
+        parts.append(',"limits":["' + '","'.join(limits) + '"]')
     if metadata_json:
         parts.append(f',"metadata":{metadata_json}')
     if pending_id is not None:
@@ -155,7 +164,58 @@ def encode_transfer(
     return "".join(parts).encode("ascii")
 
 
-LogEntry = AccountEntry | TransferEntry
+@dataclass(frozen=True, slots=True)
+class LimitEntry:
+    """A spend limit as opened (its usage is derived from the transfers after it)."""
+
+    index: int
+    timestamp: int
+    id: str
+    asset: str
+    decimals: int
+    cap: int
+    window_s: int | None
+    metadata: dict[str, JsonValue]
+
+    def encode(self) -> bytes:
+        fields: dict[str, Any] = {
+            "type": "limit",
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "id": self.id,
+            "asset": self.asset,
+            "decimals": self.decimals,
+            "cap": str(self.cap),
+        }
+        if self.window_s is not None:
+            fields["window_s"] = self.window_s
+        if self.metadata:
+            fields["metadata"] = self.metadata
+        return canonical_json(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCloseEntry:
+    """A spend limit closed (revoked): no transfer may count against it from here on."""
+
+    index: int
+    timestamp: int
+    id: str
+    metadata: dict[str, JsonValue]
+
+    def encode(self) -> bytes:
+        fields: dict[str, Any] = {
+            "type": "limit_close",
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "id": self.id,
+        }
+        if self.metadata:
+            fields["metadata"] = self.metadata
+        return canonical_json(fields)
+
+
+LogEntry = AccountEntry | TransferEntry | LimitEntry | LimitCloseEntry
 
 
 def decode_entry(data: bytes) -> LogEntry:
@@ -175,6 +235,10 @@ def decode_entry(data: bytes) -> LogEntry:
         return _decode_account(value)
     if kind == "transfer":
         return _decode_transfer(value)
+    if kind == "limit":
+        return _decode_limit(value)
+    if kind == "limit_close":
+        return _decode_limit_close(value)
     raise MalformedEntry(f"unknown entry type {kind!r}")
 
 
@@ -192,7 +256,18 @@ _TRANSFER_KEYS = {
     "asset",
     "code",
 }
-_TRANSFER_OPTIONAL = {"pending_id", "timeout_s", "expires_at", "metadata", "authorization"}
+_TRANSFER_OPTIONAL = {
+    "pending_id",
+    "timeout_s",
+    "expires_at",
+    "metadata",
+    "authorization",
+    "limits",
+}
+_LIMIT_KEYS = {"type", "index", "timestamp", "id", "asset", "decimals", "cap"}
+_LIMIT_OPTIONAL = {"window_s", "metadata"}
+_LIMIT_CLOSE_KEYS = {"type", "index", "timestamp", "id"}
+_LIMIT_CLOSE_OPTIONAL = {"metadata"}
 
 
 def _keys(value: Mapping[str, Any], required: set[str], optional: set[str]) -> None:
@@ -257,18 +332,64 @@ def _decode_account(value: Mapping[str, Any]) -> AccountEntry:
     )
 
 
+def _atomic(value: Mapping[str, Any], key: str, low: int) -> int:
+    text = _str(value, key)
+    if not text.isascii() or not text.isdigit() or text != str(int(text)):
+        raise MalformedEntry(f"entry {key} must be a decimal integer without leading zeros")
+    number = int(text)
+    if not low <= number <= MAX_ATOMIC:
+        raise MalformedEntry(f"entry {key} must be from {low} to 2^128 - 1")
+    return number
+
+
+def _limits(value: Mapping[str, Any], kind: TransferKind) -> tuple[str, ...]:
+    if "limits" not in value:
+        return ()
+    if kind not in (TransferKind.SINGLE, TransferKind.PENDING):
+        raise MalformedEntry(f"a {kind} entry names no limits (its hold's count)")
+    limits = value["limits"]
+    if not isinstance(limits, list) or not limits:
+        raise MalformedEntry(
+            f"entry field 'limits' must be a list of 1 to {MAX_TRANSFER_LIMITS} limit ids "
+            "(left out when none)"
+        )
+    try:
+        return check_limit_ids(limits)
+    except InvalidRequest as error:
+        raise MalformedEntry(f"entry limits: {error}") from None
+
+
+def _decode_limit(value: Mapping[str, Any]) -> LimitEntry:
+    _keys(value, _LIMIT_KEYS, _LIMIT_OPTIONAL)
+    return LimitEntry(
+        index=_int(value, "index"),
+        timestamp=_int(value, "timestamp"),
+        id=_str(value, "id"),
+        asset=_str(value, "asset"),
+        decimals=_int(value, "decimals"),
+        cap=_atomic(value, "cap", 0),
+        window_s=_int(value, "window_s", 1) if "window_s" in value else None,
+        metadata=_metadata(value),
+    )
+
+
+def _decode_limit_close(value: Mapping[str, Any]) -> LimitCloseEntry:
+    _keys(value, _LIMIT_CLOSE_KEYS, _LIMIT_CLOSE_OPTIONAL)
+    return LimitCloseEntry(
+        index=_int(value, "index"),
+        timestamp=_int(value, "timestamp"),
+        id=_str(value, "id"),
+        metadata=_metadata(value),
+    )
+
+
 def _decode_transfer(value: Mapping[str, Any]) -> TransferEntry:
     _keys(value, _TRANSFER_KEYS, _TRANSFER_OPTIONAL)
     try:
         kind = TransferKind(_str(value, "kind"))
     except ValueError as error:
         raise MalformedEntry(f"entry: {error}") from None
-    amount_text = _str(value, "amount")
-    if not amount_text.isdigit() or amount_text != str(int(amount_text)):
-        raise MalformedEntry("entry amount must be a decimal integer without leading zeros")
-    amount = int(amount_text)
-    if not 0 < amount <= MAX_ATOMIC:
-        raise MalformedEntry("entry amount must be above 0 and below 2^128")
+    amount = _atomic(value, "amount", 1)
     authorization = value.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
         raise MalformedEntry("entry field 'authorization' must be text")
@@ -290,4 +411,5 @@ def _decode_transfer(value: Mapping[str, Any]) -> TransferEntry:
         expires_at=_int(value, "expires_at") if "expires_at" in value else None,
         metadata=_metadata(value) or None,
         authorization=authorization,
+        limits=_limits(value, kind),
     )

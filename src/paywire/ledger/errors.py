@@ -79,6 +79,62 @@ class PostExceedsPending(LedgerError):
     code = "exceeds_pending_transfer_amount"
 
 
+class LimitNotFound(LedgerError, NotFound):
+    code = "limit_not_found"
+
+
+class LimitClosed(LedgerError):
+    """A transfer names a spend limit that was closed (revoked): nothing may count against
+    it any more."""
+
+    code = "limit_closed"
+
+
+class LimitExceeded(LedgerError):
+    """A transfer would take a spend limit past its cap (in its window, or in all)."""
+
+    code = "limit_exceeded"
+
+    def __init__(
+        self,
+        limit_id: str,
+        cap: int,
+        used: int,
+        amount: int,
+        window_s: int | None,
+        *,
+        asset_code: str | None = None,
+    ) -> None:
+        over = used + amount - cap
+        unit = f" atomic units of {asset_code}" if asset_code else " atomic units"
+        span = "in all" if window_s is None else f"in the last {window_s} s"
+        super().__init__(
+            f"limit {limit_id!r} would be exceeded by {over}{unit}: {used} of its cap of "
+            f"{cap} are used {span}, and the transfer is {amount}"
+        )
+        self.limit_id = limit_id
+        self.cap = cap
+        self.used = used
+        self.amount = amount
+        self.window_s = window_s
+        self.over = over
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _limit_exceeded,
+            (self.limit_id, self.cap, self.used, self.amount, self.window_s, self.message),
+        )
+
+
+def _limit_exceeded(
+    limit_id: str, cap: int, used: int, amount: int, window_s: int | None, message: str
+) -> LimitExceeded:
+    error = LimitExceeded(limit_id, cap, used, amount, window_s)
+    error.message = message
+    error.args = (message,)
+    return error
+
+
 class IdempotencyConflict(LedgerError):
     """An id was already used for a different request (the same request would be replayed)."""
 

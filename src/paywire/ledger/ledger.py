@@ -6,6 +6,8 @@ each still gets its own result. Reads go straight to the store in snapshot trans
 
 Several processes may open the same store: the store's write lock orders their batches,
 and every batch reads the state it builds on inside that lock.
+
+The reads live in `ledger_reads`.
 """
 
 from __future__ import annotations
@@ -16,39 +18,32 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from paywire.ledger import merkle
-from paywire.ledger.engine import Engine, TransferState, public_transfer, requested_ids
-from paywire.ledger.entries import TransferEntry, decode_entry
-from paywire.ledger.errors import (
-    AccountNotFound,
-    LedgerError,
-    LedgerUnavailable,
-    StoreCorrupt,
-    TransferNotFound,
-)
+from paywire.ledger.engine import Engine, requested_ids, requested_limits
+from paywire.ledger.errors import LedgerError, LedgerUnavailable
 from paywire.ledger.ids import new_id, new_ledger_id
+from paywire.ledger.ledger_reads import LedgerReads
 from paywire.ledger.log import TransparencyLog, TreeHead
 from paywire.ledger.model import (
     Account,
-    AccountKind,
-    Balance,
-    HoldStatus,
+    LimitStatus,
+    Metadata,
     NewAccount,
+    NewLimit,
     NewTransfer,
     Transfer,
+    check_id,
+    check_metadata,
 )
 from paywire.ledger.store import (
-    DEFAULT_PAGE_ROWS,
     BatchWrite,
     LogHead,
     Store,
     StoredNode,
-    StoreReader,
     WriteTransaction,
 )
 
@@ -82,13 +77,15 @@ class _Job:
     linked: bool
     many: bool
     future: concurrent.futures.Future[Any]
+    limit: NewLimit | None = None
+    close_limit: tuple[str, Metadata | None] | None = None
 
     @property
     def size(self) -> int:
         return max(1, len(self.transfers))
 
 
-class Ledger:
+class Ledger(LedgerReads):
     """A double-entry ledger with a transparency log over a `Store`.
 
     Open one with `open_ledger(url)`; close it (or use ``with``) to stop its writer.
@@ -147,6 +144,25 @@ class Ledger:
         """Open an account; opening the same account again returns it unchanged."""
         account: Account = self._enqueue(_Job(request, (), False, False, _future())).result()
         return account
+
+    def open_limit(self, request: NewLimit) -> LimitStatus:
+        """Open a spend limit; opening the same limit again returns it as it stands now
+        (other fields under the same id: `IdempotencyConflict`)."""
+        if not isinstance(request, NewLimit):  # checked here: the writer must not fail on it
+            raise LedgerError("open_limit takes a NewLimit request")
+        job = _Job(None, (), False, False, _future(), limit=request)
+        status: LimitStatus = self._enqueue(job).result()
+        return status
+
+    def close_limit(self, limit_id: str, *, metadata: Metadata | None = None) -> LimitStatus:
+        """Close (revoke) a spend limit, for good, as of the next write: every transfer
+        naming it from then on is refused with `LimitClosed`. Closing it again changes
+        nothing. Holds charged to it before may still be posted, voided or expire."""
+        check_id(limit_id, "limit id")
+        checked = check_metadata(metadata)  # refused here, not in the writer
+        job = _Job(None, (), False, False, _future(), close_limit=(limit_id, checked))
+        status: LimitStatus = self._enqueue(job).result()
+        return status
 
     def submit(self, request: NewTransfer) -> Transfer:
         """Write one transfer (or return the first result of a retried id)."""
@@ -272,8 +288,14 @@ class Ledger:
         )
         account_ids, transfer_ids = requested_ids(r for job in jobs for r in job.transfers)
         account_ids.update(job.accounts.id for job in jobs if job.accounts is not None)
+        limit_ids = requested_limits(r for job in jobs for r in job.transfers)
+        for job in jobs:
+            if job.limit is not None:
+                limit_ids.add(job.limit.id)
+            elif job.close_limit is not None:
+                limit_ids.add(job.close_limit[0])
         due = transaction.due_holds(max(self.clock(), head.last_timestamp), MAX_EXPIRIES_PER_BATCH)
-        engine.prefetch(account_ids, transfer_ids | set(due))
+        engine.prefetch(account_ids, transfer_ids | set(due), limit_ids)
         for hold_id in due:
             try:
                 engine.expire(hold_id)
@@ -284,6 +306,12 @@ class Ledger:
             try:
                 if job.accounts is not None:
                     results.append((True, engine.open_account(job.accounts)[0]))
+                elif job.limit is not None:
+                    state = engine.open_limit(job.limit)[0]
+                    results.append((True, state.status(self._now(engine))))
+                elif job.close_limit is not None:
+                    state = engine.close_limit(*job.close_limit)[0]
+                    results.append((True, state.status(self._now(engine))))
                 elif job.many:
                     results.append((True, engine.submit_each(job.transfers)))
                 else:
@@ -309,6 +337,8 @@ class Ledger:
                     dirty_accounts=list(engine.dirty_accounts.values()),
                     dirty_holds=list(engine.dirty_holds.values()),
                     head=LogHead(frontier.size, frontier.to_bytes(), engine.last_timestamp),
+                    dirty_limits=list(engine.dirty_limits.values()),
+                    usage=engine.usage_rows(),
                 )
             )
             transaction.commit()
@@ -316,6 +346,9 @@ class Ledger:
         else:
             transaction.rollback()
         return results
+
+    def _now(self, engine: Engine) -> int:
+        return max(self.clock(), engine.last_timestamp)
 
     def _remember_leaves(self, first_index: int, leaves: list[bytes]) -> None:
         with self._leaves_lock:
@@ -332,90 +365,6 @@ class Ledger:
             return leaf
         with self.reader() as reader:
             return reader.leaf_hashes(log_index, log_index + 1)[0]
-
-    # ----- reads -----------------------------------------------------------------------
-
-    @contextmanager
-    def reader(self) -> Iterator[StoreReader]:
-        """A snapshot of the store: every read inside sees the same instant."""
-        with self.store.read() as reader:
-            yield reader
-
-    def account(self, account_id: str) -> Account:
-        """An account with its balance now."""
-        with self.reader() as reader:
-            state = reader.get_account(account_id)
-        if state is None:
-            raise AccountNotFound(f"account {account_id!r} does not exist")
-        return state.to_account()
-
-    def balance(self, account_id: str) -> Balance:
-        return self.account(account_id).balance
-
-    def accounts(
-        self,
-        *,
-        kind: AccountKind | None = None,
-        owner: str | None = None,
-        after: str | None = None,
-        limit: int = DEFAULT_PAGE_ROWS,
-    ) -> list[Account]:
-        """Accounts in id order, a page at a time (pass the last id as `after`)."""
-        with self.reader() as reader:
-            states = reader.list_accounts(kind=kind, owner=owner, after=after, limit=limit)
-        return [state.to_account() for state in states]
-
-    def transfer(self, transfer_id: str) -> Transfer:
-        """A committed transfer by id."""
-        with self.reader() as reader:
-            state = reader.get_transfer(transfer_id)
-            if state is None:
-                raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
-            return _read_transfer(reader, state)
-
-    def hold_status(self, transfer_id: str) -> HoldStatus:
-        """Whether a pending transfer is still pending, posted, voided or expired."""
-        with self.reader() as reader:
-            state = reader.get_transfer(transfer_id)
-            if state is None or state.hold_state is None:
-                raise TransferNotFound(f"no pending transfer {transfer_id!r}")
-            return HoldStatus(_read_transfer(reader, state), state.hold_state, state.resolved_by)
-
-    def history(
-        self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS
-    ) -> list[Transfer]:
-        """Transfers touching an account, newest first (page with `before=<log_index>`)."""
-        with self.reader() as reader:
-            if reader.get_account(account_id) is None:
-                raise AccountNotFound(f"account {account_id!r} does not exist")
-            transfers = []
-            for index in reader.history(account_id, before=before, limit=limit):
-                data = reader.entry(index)
-                if data is None:
-                    raise StoreCorrupt(f"log entry {index} is missing")
-                entry = decode_entry(data)
-                if not isinstance(entry, TransferEntry):
-                    raise StoreCorrupt(f"log entry {index} is not a transfer")
-                state = reader.get_transfer(entry.id)
-                if state is None:
-                    raise StoreCorrupt(f"transfer {entry.id!r} is in the log but not indexed")
-                transfers.append(_read_transfer(reader, state))
-        return transfers
-
-    def head(self) -> TreeHead:
-        """The log's current size and Merkle root (see `log` for proofs and checkpoints)."""
-        return self.log.head()
-
-
-def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:
-    data = reader.entry(state.log_index)
-    account = reader.get_account(state.debit)
-    if data is None or account is None:
-        raise StoreCorrupt(f"transfer {state.id!r} has no log entry or account")
-    entry = decode_entry(data)
-    if not isinstance(entry, TransferEntry) or entry.id != state.id:
-        raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
-    return public_transfer(state, entry, account.asset)
 
 
 def _future() -> concurrent.futures.Future[Any]:

@@ -18,13 +18,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from paywire.ledger import sqlite_limits
 from paywire.ledger.errors import LedgerUnavailable, StoreCorrupt
 from paywire.ledger.model import AccountKind, HoldState, TransferKind
 from paywire.ledger.state import (
     AccountState,
+    LimitState,
     TransferState,
     flags_from_bits,
     flags_to_bits,
+    limits_from_text,
+    limits_to_text,
 )
 from paywire.ledger.store import (
     DEFAULT_PAGE_ROWS,
@@ -42,7 +46,8 @@ BUSY_TIMEOUT_S = 30.0
 MAX_SQL_PARAMS = 900
 """Ids per IN (...) query; SQLite's limit is 32766 on recent builds, 999 on old ones."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -96,7 +101,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     hold_state TEXT,
     resolved_by TEXT,
     timestamp INTEGER NOT NULL,
-    fingerprint BLOB NOT NULL
+    fingerprint BLOB NOT NULL,
+    limits TEXT
 );
 CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit, log_index);
 CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit, log_index);
@@ -109,6 +115,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     signature BLOB NOT NULL
 );
 """
+    + sqlite_limits.LIMITS_SCHEMA
+)
 
 _ACCOUNT_COLUMNS = (
     "id, asset, decimals, kind, owner, flags, metadata, debits_pending, debits_posted, "
@@ -116,7 +124,7 @@ _ACCOUNT_COLUMNS = (
 )
 _TRANSFER_COLUMNS = (
     "id, kind, debit, credit, amount, asset, code, timestamp, log_index, fingerprint, "
-    "pending_id, expires_at, hold_state, resolved_by"
+    "pending_id, expires_at, hold_state, resolved_by, limits"
 )
 
 
@@ -140,7 +148,9 @@ def _account(row: sqlite3.Row | tuple[object, ...]) -> AccountState:
 
 
 def _transfer(row: tuple[object, ...]) -> TransferState:
-    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by) = row
+    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by, lim) = (
+        row
+    )
     return TransferState(
         id=str(tid),
         kind=TransferKind(str(kind)),
@@ -156,6 +166,7 @@ def _transfer(row: tuple[object, ...]) -> TransferState:
         expires_at=None if expires is None else int(str(expires)),
         hold_state=None if state is None else HoldState(str(state)),
         resolved_by=None if by is None else str(by),
+        limits=limits_from_text(None if lim is None else str(lim)),
     )
 
 
@@ -196,6 +207,14 @@ class _Reads:
                 state = _transfer(row)
                 found[state.id] = state
         return found
+
+    def load_limits(self, ids: Sequence[str]) -> dict[str, LimitState]:
+        return sqlite_limits.load_limits(self._db, _chunks(list(ids)))
+
+    def load_accounts_and_limits(
+        self, account_ids: Sequence[str], limit_ids: Sequence[str]
+    ) -> tuple[dict[str, AccountState], dict[str, LimitState]]:
+        return self.load_accounts(account_ids), self.load_limits(limit_ids)
 
     def entry(self, index: int) -> bytes | None:
         row = self._db.execute("SELECT entry FROM log WHERE idx = ?", (index,)).fetchone()
@@ -272,7 +291,7 @@ class SQLiteWriteTransaction(_Reads):
         if new_transfers:
             db.executemany(
                 f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         t.id,
@@ -289,6 +308,7 @@ class SQLiteWriteTransaction(_Reads):
                         t.expires_at,
                         None if t.hold_state is None else str(t.hold_state),
                         t.resolved_by,
+                        limits_to_text(t.limits),
                     )
                     for t in new_transfers
                 ],
@@ -318,6 +338,7 @@ class SQLiteWriteTransaction(_Reads):
                 if t.log_index < first_new
             ],
         )
+        sqlite_limits.write_limits(db, batch)
         if batch.nodes:
             db.executemany(
                 "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)",
@@ -413,6 +434,12 @@ class SQLiteReader(_Reads):
 
     def get_transfer(self, transfer_id: str) -> TransferState | None:
         return self.load_transfers([transfer_id]).get(transfer_id)
+
+    def get_limit(self, limit_id: str) -> LimitState | None:
+        return self.load_limits([limit_id]).get(limit_id)
+
+    def all_limits(self) -> Iterator[LimitState]:
+        return sqlite_limits.all_limits(self._db)
 
     def history(
         self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS
@@ -517,6 +544,10 @@ class SQLiteStore:
                 # executescript commits first and runs its own statements: keep it alone.
                 db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
                 db.execute("BEGIN IMMEDIATE")
+                version = db.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+                sqlite_limits.migrate(db, None if version is None else str(version[0]))
                 db.executemany(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                     [("schema_version", str(SCHEMA_VERSION)), *meta.items()],

@@ -1,9 +1,10 @@
 """The state the engine works on, as the stores load and write it.
 
-`AccountState` and `TransferState` are accounts and transfers with their mutable parts
-(balance counters, a hold's state), read from a `StateSource`; a `NewRecord` is one log
-entry a batch produced. Stores keep account flags as bits (`flags_to_bits`,
-`flags_from_bits`).
+`AccountState`, `TransferState` and `LimitState` are accounts, transfers and spend limits
+with their mutable parts (balance counters, a hold's state, a limit's usage), read from a
+`StateSource`; a `NewRecord` is one log entry a batch produced. Stores keep account flags
+as bits (`flags_to_bits`, `flags_from_bits`) and a transfer's limits as one text
+(`limits_to_text`, `limits_from_text`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from paywire.ledger.model import (
+    NS_PER_S,
     Account,
     AccountFlag,
     AccountKind,
     Balance,
     HoldState,
     JsonValue,
+    LimitStatus,
     TransferKind,
+    bucket_seconds,
+    window_span,
 )
 from paywire.money import Asset
 
@@ -98,6 +103,87 @@ class TransferState:
     expires_at: int | None = None
     hold_state: HoldState | None = None
     resolved_by: str | None = None
+    limits: tuple[str, ...] = ()
+    """The spend limits a transfer or hold counts against (a hold's are given back the
+    unposted amount when it is resolved)."""
+
+
+def limits_to_text(limits: tuple[str, ...]) -> str | None:
+    """A transfer's limits as one column: ids joined by ',' (no id holds one), or NULL."""
+    return ",".join(limits) if limits else None
+
+
+def limits_from_text(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(",")) if text else ()
+
+
+@dataclass(slots=True, eq=False)
+class UsageSlot:
+    """One bucket of a windowed limit's usage, kept in slot `bucket % WINDOW_SLOTS`.
+
+    Compared and hashed by identity: the engine tracks the slots a batch changed."""
+
+    limit_id: str
+    slot: int
+    bucket: int
+    used: int
+
+
+@dataclass(slots=True)
+class LimitState:
+    """A spend limit as the engine sees it: fixed fields, whether it is closed, what it has
+    used in all (`used_total`) and, for a window, per bucket (`slots`, by slot number).
+
+    `cache_*` remember the usage of one span of buckets between checks in a batch; they
+    are not stored."""
+
+    id: str
+    asset: Asset
+    cap: int
+    window_s: int | None
+    timestamp: int
+    log_index: int
+    fingerprint: bytes
+    metadata: dict[str, JsonValue] = field(default_factory=dict)
+    closed: bool = False
+    used_total: int = 0
+    slots: dict[int, UsageSlot] = field(default_factory=dict)
+    bucket_ns: int = field(init=False)
+    """The length of a bucket in ns; 0 for a total (no window)."""
+    window_ns: int = field(init=False)
+    cache_first: int = field(default=0, init=False)
+    cache_last: int = field(default=-1, init=False)
+    cache_used: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        window = self.window_s
+        self.bucket_ns = 0 if window is None else bucket_seconds(window) * NS_PER_S
+        self.window_ns = 0 if window is None else window * NS_PER_S
+
+    def used_at(self, at: int) -> int:
+        """What counts against the cap at ledger time `at` (ns): the buckets overlapping
+        the window that ends then, or everything, for a total."""
+        if self.window_s is None:
+            return self.used_total
+        first, last = window_span(self.window_s, at)
+        return sum(slot.used for slot in self.slots.values() if first <= slot.bucket <= last)
+
+    def status(self, at: int) -> LimitStatus:
+        used = self.used_at(at)
+        return LimitStatus(
+            id=self.id,
+            asset=self.asset,
+            cap_atomic=self.cap,
+            window_s=self.window_s,
+            used_atomic=used,
+            remaining_atomic=0 if self.closed else max(0, self.cap - used),
+            total_atomic=self.used_total,
+            closed=self.closed,
+            metadata=self.metadata,
+            timestamp=self.timestamp,
+            log_index=self.log_index,
+            as_of=at,
+        )
 
 
 class StateSource(Protocol):
@@ -106,6 +192,16 @@ class StateSource(Protocol):
     def load_accounts(self, ids: Sequence[str]) -> dict[str, AccountState]: ...
 
     def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]: ...
+
+    def load_limits(self, ids: Sequence[str]) -> dict[str, LimitState]:
+        """Limits with their usage slots."""
+        ...
+
+    def load_accounts_and_limits(
+        self, account_ids: Sequence[str], limit_ids: Sequence[str]
+    ) -> tuple[dict[str, AccountState], dict[str, LimitState]]:
+        """Both at once (one round trip where the store is remote)."""
+        ...
 
     def entry(self, index: int) -> bytes | None:
         """A committed log entry's bytes (to answer a replayed request in full)."""
@@ -120,3 +216,5 @@ class NewRecord:
     data: bytes
     account: AccountState | None = None
     transfer: TransferState | None = None
+    limit: LimitState | None = None
+    """A limit opened by this entry (its row is inserted with the batch's final state)."""

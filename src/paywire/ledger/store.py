@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from paywire.ledger.model import AccountKind
-from paywire.ledger.state import AccountState, NewRecord, StateSource, TransferState
+from paywire.ledger.state import (
+    AccountState,
+    LimitState,
+    NewRecord,
+    StateSource,
+    TransferState,
+    UsageSlot,
+)
 
-SCHEMA_VERSION = 1
-"""Bumped with every change to the tables; a store refuses a version it does not know."""
+SCHEMA_VERSION = 2
+"""Bumped with every change to the tables; a store refuses a version it does not know,
+and brings an older one it knows up to date when it opens (version 2 added spend limits:
+the `limits` and `limit_usage` tables and the `transfers.limits` column)."""
 
 MAX_READ_ROWS = 10_000
 """Largest page a listing returns; callers page with `after`/`before`."""
@@ -63,6 +72,11 @@ class BatchWrite:
     dirty_accounts: list[AccountState]
     dirty_holds: list[TransferState]
     head: LogHead
+    dirty_limits: list[LimitState] = field(default_factory=list)
+    """Limits whose total or closing changed (those opened in the batch are in `records`,
+    inserted with their final state)."""
+    usage: list[UsageSlot] = field(default_factory=list)
+    """Usage slots to insert or overwrite, each at most once."""
 
 
 class WriteTransaction(StateSource, Protocol):
@@ -108,6 +122,12 @@ class StoreReader(StateSource, Protocol):
     def all_accounts(self) -> Iterator[AccountState]: ...
 
     def get_transfer(self, transfer_id: str) -> TransferState | None: ...
+
+    def get_limit(self, limit_id: str) -> LimitState | None: ...
+
+    def all_limits(self) -> Iterator[LimitState]:
+        """Every limit with its usage slots, in id order."""
+        ...
 
     def history(
         self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS

@@ -2,7 +2,8 @@
 
 Runs the `Auditor` over the store's log (with its checkpoints at their sizes), then checks
 that what the store serves matches what the log says: every account's four counters, every
-transfer's index row and hold state, every stored Merkle leaf and node, and the log head.
+transfer's index row and hold state, every spend limit's row and usage slots, every stored
+Merkle leaf and node, and the log head.
 All of it inside one snapshot, so a running ledger can be verified while it writes.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from paywire.ledger import merkle
 from paywire.ledger.audit import Auditor, AuditReport
 from paywire.ledger.checkpoint import Checkpoint
-from paywire.ledger.state import TransferState
+from paywire.ledger.state import LimitState, TransferState
 from paywire.ledger.store import StoreReader
 
 READ_CHUNK = 10_000
@@ -57,6 +58,7 @@ def verify_store(reader: StoreReader, ledger_id: str) -> AuditReport:
     _compare_head(auditor, reader, head.size, head.frontier, report)
     _compare_accounts(auditor, reader)
     _compare_transfers(auditor, reader)
+    _compare_limits(auditor, reader)
     _compare_nodes(auditor, reader, head.size)
     return report
 
@@ -109,6 +111,7 @@ def _same(stored: TransferState, state: TransferState) -> bool:
         stored.expires_at,
         stored.hold_state,
         stored.resolved_by,
+        stored.limits,
     ) == (
         state.kind,
         state.debit,
@@ -119,6 +122,7 @@ def _same(stored: TransferState, state: TransferState) -> bool:
         state.expires_at,
         state.hold_state,
         state.resolved_by,
+        state.limits,
     )
 
 
@@ -137,6 +141,55 @@ def _compare_transfers(auditor: Auditor, reader: StoreReader) -> None:
                 auditor.problem(
                     state.log_index, f"transfer {transfer_id!r} in the store differs from the log"
                 )
+
+
+def _limit_fields(state: LimitState) -> tuple[object, ...]:
+    return (
+        state.asset,
+        state.cap,
+        state.window_s,
+        state.metadata,
+        state.log_index,
+        state.timestamp,
+        state.fingerprint,
+    )
+
+
+def _usage(state: LimitState) -> dict[int, tuple[int, int]]:
+    return {number: (slot.bucket, slot.used) for number, slot in state.slots.items()}
+
+
+def _compare_limits(auditor: Auditor, reader: StoreReader) -> None:
+    replayed = auditor.limits()
+    seen = 0
+    for stored in reader.all_limits():
+        seen += 1
+        state = replayed.get(stored.id)
+        if state is None:
+            auditor.problem(None, f"limit {stored.id!r} is in the store but not in the log")
+        elif _limit_fields(stored) != _limit_fields(state):
+            auditor.problem(state.log_index, f"limit {stored.id!r} differs from its entry")
+        elif stored.closed != state.closed:
+            auditor.problem(
+                state.log_index,
+                f"limit {stored.id!r} is {'closed' if stored.closed else 'open'} in the store, "
+                f"{'closed' if state.closed else 'open'} in the log",
+            )
+        elif stored.used_total != state.used_total:
+            auditor.problem(
+                state.log_index,
+                f"limit {stored.id!r} total in the store {stored.used_total} differs from the "
+                f"log's {state.used_total}",
+            )
+        elif (kept := _usage(stored)) != (derived := _usage(state)):
+            slot = min(n for n in kept.keys() | derived.keys() if kept.get(n) != derived.get(n))
+            auditor.problem(
+                state.log_index,
+                f"limit {stored.id!r} usage slot {slot} (bucket, used) is {kept.get(slot)} in "
+                f"the store, {derived.get(slot)} by the log",
+            )
+    if seen != len(replayed):
+        auditor.problem(None, f"the log opens {len(replayed)} limits, the store has {seen}")
 
 
 def _compare_nodes(auditor: Auditor, reader: StoreReader, size: int) -> None:

@@ -9,7 +9,8 @@ Requests (`NewAccount`, `NewTransfer`) validate everything that can be checked w
 the ledger's state when they are built, so a malformed request fails before any I/O.
 
 The parts: limits and the checks of ids and metadata (`_checks`), accounts, transfers and
-their kinds (`_types`), the requests and their builders (`_requests`).
+their kinds (`_types`), the requests and their builders (`_requests`), spend limits and
+their rolling windows (`_limits`).
 """
 
 from paywire.ledger.model._checks import (
@@ -28,6 +29,18 @@ from paywire.ledger.model._checks import (
     canonical_metadata,
     check_id,
     check_metadata,
+)
+from paywire.ledger.model._limits import (
+    MAX_TRANSFER_LIMITS,
+    MAX_WINDOW_S,
+    NS_PER_S,
+    WINDOW_BUCKETS,
+    WINDOW_SLOTS,
+    LimitStatus,
+    NewLimit,
+    bucket_seconds,
+    check_limit_ids,
+    window_span,
 )
 from paywire.ledger.model._requests import NewAccount, NewTransfer, hold, post, transfer, void
 from paywire.ledger.model._types import (
@@ -55,6 +68,11 @@ __all__ = [
     "MAX_METADATA_KEY_CHARS",
     "MAX_OWNER_CHARS",
     "MAX_TIMEOUT_S",
+    "MAX_TRANSFER_LIMITS",
+    "MAX_WINDOW_S",
+    "NS_PER_S",
+    "WINDOW_BUCKETS",
+    "WINDOW_SLOTS",
     "Account",
     "AccountFlag",
     "AccountKind",
@@ -62,17 +80,22 @@ __all__ = [
     "HoldState",
     "HoldStatus",
     "JsonValue",
+    "LimitStatus",
     "Metadata",
     "NewAccount",
+    "NewLimit",
     "NewTransfer",
     "Transfer",
     "TransferCode",
     "TransferKind",
+    "bucket_seconds",
     "canonical_metadata",
     "check_id",
+    "check_limit_ids",
     "check_metadata",
     "hold",
     "post",
     "transfer",
     "void",
+    "window_span",
 ]

@@ -4,6 +4,7 @@ transfers (`transfer`, `hold`, `post`, `void`)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from paywire.ledger.errors import InvalidRequest
@@ -17,6 +18,7 @@ from paywire.ledger.model._checks import (
     check_id,
     check_metadata,
 )
+from paywire.ledger.model._limits import check_limit_ids
 from paywire.ledger.model._types import (
     DEFAULT_FLAGS,
     AccountFlag,
@@ -91,6 +93,9 @@ class NewTransfer:
     timeout_s: int | None = None
     metadata: Metadata | None = None
     authorization: str | None = None
+    limits: tuple[str, ...] = ()
+    """Ids of the spend limits this transfer (or hold) counts against, each at most once;
+    a post or void counts against its hold's."""
     metadata_json: str = field(init=False, repr=False, compare=False, default="")
     """`metadata` as canonical JSON ("" when empty), computed once."""
 
@@ -119,8 +124,12 @@ class NewTransfer:
             if self.pending_id is not None:
                 raise InvalidRequest("pending_id is only for post and void")
             object.__setattr__(self, "code", _check_code(self.code))
+            object.__setattr__(self, "limits", check_limit_ids(self.limits))
         else:
             check_id(self.pending_id, "pending transfer id")
+            if self.limits:
+                raise InvalidRequest(f"a {kind} counts against the pending transfer's limits")
+            object.__setattr__(self, "limits", ())
             if self.debit_account_id is not None or self.credit_account_id is not None:
                 raise InvalidRequest(f"a {kind} takes its accounts from the pending transfer")
             if kind is TransferKind.VOID and self.amount is not None:
@@ -155,6 +164,9 @@ class NewTransfer:
 
         Ids, kinds and asset codes cannot hold the separator; metadata is canonical JSON;
         the authorization goes last, length-prefixed, so no two requests share a text.
+        Limits, when there are any, go after the timeout, marked by '@' (which neither
+        metadata, '{...}', nor the empty metadata's separator starts with), so a request
+        without limits keeps the fingerprint it had before limits existed.
         """
         auth = (
             "-" if self.authorization is None else f"{len(self.authorization)}:{self.authorization}"
@@ -162,7 +174,9 @@ class NewTransfer:
         amount = "-" if self.amount is None else f"{self.amount.atomic}{self.amount.asset.code}"
         text = (
             f"{self.kind}|{self.debit_account_id}|{self.credit_account_id}|{amount}|{self.code}|"
-            f"{self.pending_id}|{self.timeout_s}|{self.metadata_json}|{auth}"
+            f"{self.pending_id}|{self.timeout_s}|"
+            + (f"@{','.join(self.limits)}|" if self.limits else "")
+            + f"{self.metadata_json}|{auth}"
         )
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
@@ -176,8 +190,9 @@ def transfer(
     code: int = TransferCode.TRANSFER,
     metadata: Metadata | None = None,
     authorization: str | None = None,
+    limits: Sequence[str] = (),
 ) -> NewTransfer:
-    """A transfer posted at once."""
+    """A transfer posted at once (counted against every limit in `limits`)."""
     return NewTransfer(
         id=id,
         kind=TransferKind.SINGLE,
@@ -187,6 +202,7 @@ def transfer(
         code=int(code),
         metadata=metadata,
         authorization=authorization,
+        limits=tuple(limits),
     )
 
 
@@ -200,8 +216,12 @@ def hold(
     code: int = TransferCode.TRANSFER,
     metadata: Metadata | None = None,
     authorization: str | None = None,
+    limits: Sequence[str] = (),
 ) -> NewTransfer:
-    """A pending transfer: reserves `amount` until posted, voided, or `timeout_s` passes."""
+    """A pending transfer: reserves `amount` until posted, voided, or `timeout_s` passes.
+
+    It counts against every limit in `limits` in full when it is made; a void or an expiry
+    gives the amount back, a partial post the part not posted."""
     return NewTransfer(
         id=id,
         kind=TransferKind.PENDING,
@@ -212,6 +232,7 @@ def hold(
         timeout_s=timeout_s,
         metadata=metadata,
         authorization=authorization,
+        limits=tuple(limits),
     )
 
 

@@ -142,6 +142,8 @@ class Transfer:
     expires_at: int | None = None
     metadata: Metadata = field(default_factory=dict)
     authorization: str | None = None
+    limits: tuple[str, ...] = ()
+    """The spend limits it counts against (a post or void: none of its own; its hold's)."""
     replayed: bool = field(default=False, compare=False)
 
 

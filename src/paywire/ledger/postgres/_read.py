@@ -9,9 +9,14 @@ from paywire.ledger import postgres
 from paywire.ledger.errors import StoreCorrupt
 from paywire.ledger.model import AccountKind
 from paywire.ledger.postgres._connection import Connection
-from paywire.ledger.postgres._rows import _account, _transfer
-from paywire.ledger.postgres._sql import _ACCOUNT_COLUMNS, _TRANSFER_COLUMNS
-from paywire.ledger.state import AccountState, TransferState
+from paywire.ledger.postgres._rows import _account, _limit, _transfer
+from paywire.ledger.postgres._sql import (
+    _ACCOUNT_COLUMNS,
+    _LOAD_ACCOUNTS,
+    _LOAD_LIMITS,
+    _TRANSFER_COLUMNS,
+)
+from paywire.ledger.state import AccountState, LimitState, TransferState
 from paywire.ledger.store import DEFAULT_PAGE_ROWS, MAX_READ_ROWS, LogHead, StoredCheckpoint
 
 
@@ -24,15 +29,35 @@ class _Reads:
     def load_accounts(self, ids: Sequence[str]) -> dict[str, AccountState]:
         if not ids:
             return {}
-        rows = self._db.execute(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s::text[])",  # noqa: S608
-            (list(ids),),
-        )
+        rows = self._db.execute(_LOAD_ACCOUNTS, (list(ids),))
         found: dict[str, AccountState] = {}
         for row in rows:
             state = _account(row)
             found[state.id] = state
         return found
+
+    def load_limits(self, ids: Sequence[str]) -> dict[str, LimitState]:
+        if not ids:
+            return {}
+        found: dict[str, LimitState] = {}
+        for row in self._db.execute(_LOAD_LIMITS, (list(ids),)):
+            state = _limit(row)
+            found[state.id] = state
+        return found
+
+    def load_accounts_and_limits(
+        self, account_ids: Sequence[str], limit_ids: Sequence[str]
+    ) -> tuple[dict[str, AccountState], dict[str, LimitState]]:
+        if not account_ids or not limit_ids:
+            return self.load_accounts(account_ids), self.load_limits(limit_ids)
+        # Both queries in one round trip: the pipeline sends them together and reads both
+        # answers when it ends.
+        with self._db.pipeline():
+            accounts = self._db.execute(_LOAD_ACCOUNTS, (list(account_ids),))
+            limits = self._db.execute(_LOAD_LIMITS, (list(limit_ids),))
+        found_accounts = {state.id: state for state in map(_account, accounts.fetchall())}
+        found_limits = {state.id: state for state in map(_limit, limits.fetchall())}
+        return found_accounts, found_limits
 
     def load_transfers(self, ids: Sequence[str]) -> dict[str, TransferState]:
         if not ids:
@@ -114,6 +139,24 @@ class PostgresReader(_Reads):
             (transfer_id,),
         ).fetchone()
         return None if row is None else _transfer(row)
+
+    def get_limit(self, limit_id: str) -> LimitState | None:
+        return self.load_limits([limit_id]).get(limit_id)
+
+    def all_limits(self) -> Iterator[LimitState]:
+        # Pages by id inside the snapshot, as `all_accounts`.
+        after = ""
+        while True:
+            rows = self._db.execute(
+                "SELECT id FROM limits WHERE id > %s ORDER BY id LIMIT %s",
+                (after, postgres.SCAN_ROWS),
+            ).fetchall()
+            ids = [str(row[0]) for row in rows]
+            found = self.load_limits(ids)
+            yield from (found[limit_id] for limit_id in ids)
+            if len(ids) < postgres.SCAN_ROWS:
+                return
+            after = ids[-1]
 
     def history(
         self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS

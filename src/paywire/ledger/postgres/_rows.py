@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from paywire.ledger.model import AccountFlag, AccountKind, HoldState, TransferKind
-from paywire.ledger.state import AccountState, TransferState, flags_from_bits
+from paywire.ledger.state import (
+    AccountState,
+    LimitState,
+    TransferState,
+    UsageSlot,
+    flags_from_bits,
+    limits_from_text,
+)
 from paywire.money import Asset
 
 # Rows come back by the thousand per batch: share the immutable parts.
@@ -52,7 +59,9 @@ def _account(row: Sequence[Any]) -> AccountState:
 
 
 def _transfer(row: Sequence[Any]) -> TransferState:
-    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by) = row
+    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by, lim) = (
+        row
+    )
     return TransferState(
         id=tid,
         kind=_TRANSFER_KINDS[kind],
@@ -68,4 +77,28 @@ def _transfer(row: Sequence[Any]) -> TransferState:
         expires_at=expires,
         hold_state=None if state is None else _HOLD_STATES[state],
         resolved_by=by,
+        limits=limits_from_text(lim),
+    )
+
+
+def _limit(row: Sequence[Any]) -> LimitState:
+    (lid, asset, decimals, cap, window, metadata, closed, total, index, ts, fp) = row[:11]
+    slots, buckets, used = row[11:]
+    return LimitState(
+        id=lid,
+        asset=_asset(asset, decimals),
+        cap=int(cap),
+        window_s=window,
+        timestamp=ts,
+        log_index=index,
+        fingerprint=fp,
+        metadata={} if metadata == "{}" else json.loads(metadata),
+        closed=bool(closed),
+        used_total=int(total),
+        slots={}
+        if slots is None
+        else {
+            slot: UsageSlot(lid, slot, bucket, int(amount))
+            for slot, bucket, amount in zip(slots, buckets, used, strict=True)
+        },
     )

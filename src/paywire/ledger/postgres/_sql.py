@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     hold_state TEXT COLLATE "C",
     resolved_by TEXT COLLATE "C",
     timestamp BIGINT NOT NULL,
-    fingerprint BYTEA NOT NULL
+    fingerprint BYTEA NOT NULL,
+    limits TEXT COLLATE "C"
 );
 CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit, log_index);
 CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit, log_index);
@@ -82,14 +83,58 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """
 
+_LIMITS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS limits (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    asset TEXT COLLATE "C" NOT NULL,
+    decimals INTEGER NOT NULL,
+    cap NUMERIC(39, 0) NOT NULL,
+    window_s BIGINT,
+    metadata TEXT NOT NULL,
+    closed INTEGER NOT NULL,
+    used_total NUMERIC(39, 0) NOT NULL,
+    log_index BIGINT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    fingerprint BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS limit_usage (
+    limit_id TEXT COLLATE "C" NOT NULL,
+    slot INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,
+    used NUMERIC(39, 0) NOT NULL,
+    PRIMARY KEY (limit_id, slot)
+);
+"""
+_SCHEMA += _LIMITS_SCHEMA
+
+_MIGRATE_FROM_1 = (
+    'ALTER TABLE transfers ADD COLUMN IF NOT EXISTS limits TEXT COLLATE "C";'  # noqa: S608
+    + _LIMITS_SCHEMA
+    + "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+)
+"""Schema version 1 to 2: spend limits (run under the schema lock, in one transaction)."""
+
 _ACCOUNT_COLUMNS = (
     "id, asset, decimals, kind, owner, flags, metadata, debits_pending, debits_posted, "
     "credits_pending, credits_posted, log_index, timestamp, fingerprint"
 )
 _TRANSFER_COLUMNS = (
     "id, kind, debit, credit, amount, asset, code, timestamp, log_index, fingerprint, "
-    "pending_id, expires_at, hold_state, resolved_by"
+    "pending_id, expires_at, hold_state, resolved_by, limits"
 )
+_LIMIT_COLUMNS = (
+    "id, asset, decimals, cap, window_s, metadata, closed, used_total, log_index, timestamp, "
+    "fingerprint"
+)
+_LOAD_LIMITS = (
+    f"SELECT {', '.join('l.' + name for name in _LIMIT_COLUMNS.split(', '))}, "  # noqa: S608
+    "u.slots, u.buckets, u.used FROM limits AS l "
+    "LEFT JOIN LATERAL (SELECT array_agg(slot) AS slots, array_agg(bucket) AS buckets, "
+    "array_agg(used) AS used FROM limit_usage WHERE limit_id = l.id) AS u ON TRUE "
+    "WHERE l.id = ANY(%s::text[])"
+)
+"""Limits with their usage slots as three parallel arrays (one aggregate: one order)."""
+_LOAD_ACCOUNTS = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s::text[])"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +214,29 @@ _TRANSFERS = _Table(
     _TRANSFER_COLUMNS,
     (
         *("text", "text", "text", "text", "numeric", "text", "int4", "int8", "int8", "bytea"),
-        *("text", "int8", "text", "text"),
+        *("text", "int8", "text", "text", "text"),
     ),
-    nullable=frozenset({10, 11, 12, 13}),  # pending_id, expires_at, hold_state, resolved_by
+    # pending_id, expires_at, hold_state, resolved_by, limits
+    nullable=frozenset({10, 11, 12, 13, 14}),
+)
+_LIMITS = _Table(
+    "limits",
+    _LIMIT_COLUMNS,
+    (
+        *("text", "text", "int4", "numeric", "int8", "text"),
+        *("int4", "numeric", "int8", "int8", "bytea"),
+    ),
+    nullable=frozenset({4}),  # window_s (never negative)
+)
+_UPDATE_LIMITS = (
+    "UPDATE limits AS l SET closed = u.closed, used_total = u.total "
+    "FROM unnest(%b::text[], %b::int4[], %b::text[]::numeric[]) AS u (id, closed, total) "
+    "WHERE l.id = u.id"
+)
+_UPSERT_USAGE = (
+    "INSERT INTO limit_usage (limit_id, slot, bucket, used) "
+    "SELECT * FROM unnest(%b::text[], %b::int4[], %b::int8[], %b::text[]::numeric[]) "
+    "ON CONFLICT (limit_id, slot) DO UPDATE SET bucket = excluded.bucket, used = excluded.used"
 )
 _UPDATE_BALANCES = (
     "UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, "
@@ -193,6 +258,9 @@ _WRITE_PARTS = {
     "nodes": _NODES.insert_sql,
     "balances": _UPDATE_BALANCES,
     "holds": _UPDATE_HOLDS,
+    "limits": _LIMITS.insert_sql,
+    "limit_totals": _UPDATE_LIMITS,
+    "usage": _UPSERT_USAGE,
 }
 
 
@@ -201,8 +269,9 @@ def _write_sql(parts: tuple[str, ...]) -> str:
     """One statement for a whole batch: its inserts and updates as data-modifying WITH
     clauses, and the log head's update. They all run on the snapshot the statement
     starts with and none needs another's rows: the balances updated are of accounts that
-    existed before the batch, the holds resolved of transfers that did (new ones are
-    inserted with their final state)."""
+    existed before the batch, the holds resolved of transfers that did, the limits updated
+    of limits that did (new ones are inserted with their final state), and each usage
+    slot is written once."""
     if not parts:
         return _UPDATE_HEAD
     clauses = ", ".join(f"write_{name} AS ({_WRITE_PARTS[name]})" for name in parts)

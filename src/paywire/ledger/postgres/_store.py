@@ -20,7 +20,7 @@ from paywire.ledger.postgres._connection import (
     _StaleConnection,
 )
 from paywire.ledger.postgres._read import PostgresReader
-from paywire.ledger.postgres._sql import _SCHEMA
+from paywire.ledger.postgres._sql import _MIGRATE_FROM_1, _SCHEMA
 from paywire.ledger.postgres._url import _parse_url, _Scrubber
 from paywire.ledger.postgres._write import PostgresWriteTransaction
 from paywire.ledger.store import SCHEMA_VERSION
@@ -189,6 +189,9 @@ class PostgresStore:
         if exists is None or not exists[0]:
             db.execute(_SCHEMA)  # no parameters: one simple-protocol message
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is not None and version[0] == "1":  # a store from before spend limits
+            db.execute(_MIGRATE_FROM_1)
+            version = (str(SCHEMA_VERSION),)
         if version is None or version[0] == str(SCHEMA_VERSION):  # never touch another's
             with db.cursor() as cursor:
                 cursor.executemany(

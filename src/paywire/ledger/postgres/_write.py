@@ -23,6 +23,7 @@ from paywire.ledger.postgres._read import _Reads
 from paywire.ledger.postgres._sql import (
     _ACCOUNTS,
     _BEGIN_WRITE,
+    _LIMITS,
     _LOG,
     _NODES,
     _TRANSFERS,
@@ -30,7 +31,13 @@ from paywire.ledger.postgres._sql import (
     _write_sql,
 )
 from paywire.ledger.postgres._url import _Scrubber
-from paywire.ledger.state import AccountState, TransferState, flags_to_bits
+from paywire.ledger.state import (
+    AccountState,
+    LimitState,
+    TransferState,
+    flags_to_bits,
+    limits_to_text,
+)
 from paywire.ledger.store import BatchWrite, LogHead, StoredCheckpoint
 
 
@@ -106,6 +113,20 @@ class PostgresWriteTransaction(_Reads):
         except psycopg.Error as error:
             raise self._unavailable("read transfers from", error) from None
 
+    def load_limits(self, ids: Sequence[str]) -> dict[str, LimitState]:
+        try:
+            return super().load_limits(ids)
+        except psycopg.Error as error:
+            raise self._unavailable("read limits from", error) from None
+
+    def load_accounts_and_limits(
+        self, account_ids: Sequence[str], limit_ids: Sequence[str]
+    ) -> tuple[dict[str, AccountState], dict[str, LimitState]]:
+        try:
+            return super().load_accounts_and_limits(account_ids, limit_ids)
+        except psycopg.Error as error:
+            raise self._unavailable("read accounts and limits from", error) from None
+
     def entry(self, index: int) -> bytes | None:
         try:
             return super().entry(index)
@@ -137,6 +158,9 @@ class PostgresWriteTransaction(_Reads):
         records = batch.records
         new_accounts = [record.account for record in records if record.account is not None]
         new_transfers = [record.transfer for record in records if record.transfer is not None]
+        new_limits = [record.limit for record in records if record.limit is not None]
+        created_limits = {limit.id for limit in new_limits}
+        changed_limits = [x for x in batch.dirty_limits if x.id not in created_limits]
         created_accounts = {a.id for a in new_accounts}
         updated = [a for a in batch.dirty_accounts if a.id not in created_accounts]
         # Holds created in this batch are inserted with their final state.
@@ -193,11 +217,32 @@ class PostgresWriteTransaction(_Reads):
                         t.expires_at,
                         None if t.hold_state is None else str(t.hold_state),
                         t.resolved_by,
+                        limits_to_text(t.limits),
                     )
                     for t in new_transfers
                 ],
             ),
             ("nodes", _NODES, [(node.level, node.index, node.hash) for node in batch.nodes]),
+            (
+                "limits",
+                _LIMITS,
+                [
+                    (
+                        limit.id,
+                        limit.asset.code,
+                        limit.asset.decimals,
+                        limit.cap,
+                        limit.window_s,
+                        json.dumps(limit.metadata, sort_keys=True),
+                        int(limit.closed),
+                        limit.used_total,
+                        limit.log_index,
+                        limit.timestamp,
+                        limit.fingerprint,
+                    )
+                    for limit in new_limits
+                ],
+            ),
         ]
         head = batch.head
         cursor = self._db.cursor()
@@ -229,6 +274,21 @@ class PostgresWriteTransaction(_Reads):
                 [t.log_index for t in resolved],
                 [str(t.hold_state) for t in resolved],
                 [str(t.resolved_by) for t in resolved],
+            )
+        if changed_limits:
+            parts.append("limit_totals")
+            params += (
+                [x.id for x in changed_limits],
+                [int(x.closed) for x in changed_limits],
+                [str(x.used_total) for x in changed_limits],
+            )
+        if batch.usage:
+            parts.append("usage")
+            params += (
+                [u.limit_id for u in batch.usage],
+                [u.slot for u in batch.usage],
+                [u.bucket for u in batch.usage],
+                [str(u.used) for u in batch.usage],
             )
         params += (head.size, head.frontier, head.last_timestamp)
         # The rest is one statement, queued in a pipeline that `commit` ends with COMMIT:

@@ -49,7 +49,7 @@ async def test_supported(facilitator_url: str, ledger: Ledger, operator: Private
             "extra": {"name": "paywire", "version": "1"},
         }
     ]
-    assert supported["extensions"] == ["paywire-receipt", "payment-identifier"]
+    assert supported["extensions"] == ["paywire-receipt", "payment-identifier", "paywire-mandate"]
     assert supported["signers"] == {"paywire:*": [operator.address]}
 
 

@@ -46,6 +46,7 @@ from paywire.protocol.idempotency import (
     payment_id,
 )
 from paywire.protocol.ledger_network import LedgerExactScheme, Settled, Verified
+from paywire.protocol.mandate_extension import MANDATE_EXTENSION
 from paywire.protocol.receipts import RECEIPT_EXTENSION, Receipt
 
 if TYPE_CHECKING:
@@ -211,7 +212,9 @@ class Facilitator:
         if settlers:
             signers["eip155:*"] = settlers
         return SupportedResponse(
-            kinds=kinds, extensions=[RECEIPT_EXTENSION, PAYMENT_IDENTIFIER], signers=signers
+            kinds=kinds,
+            extensions=[RECEIPT_EXTENSION, PAYMENT_IDENTIFIER, MANDATE_EXTENSION],
+            signers=signers,
         )
 
     async def fetch_supported(self) -> SupportedResponse:

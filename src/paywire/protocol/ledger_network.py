@@ -10,6 +10,11 @@ asset)}``, which binds a signature to one ledger and one asset.
 Settling writes the transfer with the payer's signed payload stored verbatim, under the
 id ``x402:<payer>:<nonce>``: the ledger's idempotency makes a nonce spendable once, even
 under concurrent submissions.
+
+A payment may carry its payer's mandate chain (`paywire-mandate`): it is checked by the
+`MandateGate`, and the transfer names the ledger spend limits of every mandate in the
+chain, so the ledger refuses it, atomically, past any total or window (see
+`paywire.protocol.mandate_gate`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from paywire.ledger import (
     ExceedsCredits,
     Ledger,
     LedgerError,
+    LimitClosed,
+    LimitExceeded,
     NewAccount,
     Transfer,
     TransferCode,
@@ -42,6 +49,7 @@ from paywire.money import KNOWN_ASSETS, Asset
 from paywire.protocol import errors
 from paywire.protocol.authorization import Authorization, transfer_message
 from paywire.protocol.errors import PaymentProblem
+from paywire.protocol.mandate_gate import MandatedPayment, MandateGate
 
 SCHEME = "exact"
 NETWORK_PREFIX = "paywire:"
@@ -89,6 +97,7 @@ class Verified:
 
     authorization: Authorization
     asset: Asset
+    mandated: MandatedPayment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +126,21 @@ class LedgerExactScheme:
         self._assets = dict(KNOWN_ASSETS if assets is None else assets)
         self._clock = clock
         self._opened: set[str] = set()
+        self.mandates = MandateGate(ledger, self._assets, clock=clock)
 
     def extra(self) -> dict[str, str]:
         """What clients need to sign: the EIP-712 domain's name and version."""
         return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION}
 
-    def check(self, payload: PaymentPayload, requirements: PaymentRequirements) -> Verified:
-        """Every check that needs no ledger read, in x402's order: scheme, network, the
-        accepted terms, recipient, value, time window, signature."""
+    def check(
+        self,
+        payload: PaymentPayload,
+        requirements: PaymentRequirements,
+        resource: str | None = None,
+    ) -> Verified:
+        """Every check that needs no ledger write, in x402's order: scheme, network, the
+        accepted terms, recipient, value, time window, signature; then the mandate, if the
+        payment carries one or its payer needs one (`resource` is the URL paid for)."""
         if requirements.scheme != SCHEME or payload.accepted.scheme != SCHEME:
             raise PaymentProblem(errors.UNSUPPORTED_SCHEME, "only the exact scheme is supported")
         if requirements.network != self.network or payload.accepted.network != self.network:
@@ -168,7 +184,17 @@ class LedgerExactScheme:
             raise PaymentProblem(
                 errors.EXACT_SIGNATURE, f"the signature is not the payer's: {error}"
             ) from None
-        return Verified(authorization, asset)
+        mandated = self.mandates.check(
+            payload,
+            network=self.network,
+            asset=requirements.asset,
+            payer=authorization.payer,
+            payee=authorization.payee,
+            amount=authorization.value,
+            payer_account=wallet_account_id(authorization.payer, asset.code),
+            resource=resource,
+        )
+        return Verified(authorization, asset, mandated)
 
     def _check_window(self, authorization: Authorization, max_timeout_s: int) -> None:
         now = int(self._clock())
@@ -194,6 +220,8 @@ class LedgerExactScheme:
         """`check`, then the payer's balance and the nonce (a read: settle decides)."""
         verified = self.check(payload, requirements)
         authorization = verified.authorization
+        if verified.mandated is not None:
+            self.mandates.check_now(verified.mandated, authorization.value)
         account_id = wallet_account_id(authorization.payer, verified.asset.code)
         try:
             available = self.ledger.balance(account_id).available
@@ -221,9 +249,14 @@ class LedgerExactScheme:
         *,
         resource: str | None = None,
     ) -> Settled:
-        """Write the payment to the ledger, atomically with the payer's bound."""
-        verified = self.check(payload, requirements)
+        """Write the payment to the ledger, atomically with the payer's bound and its
+        mandates' limits."""
+        verified = self.check(payload, requirements, resource)
         authorization, asset = verified.authorization, verified.asset
+        limits: tuple[str, ...] = ()
+        if verified.mandated is not None:
+            await self.mandates.prepare(verified.mandated, self.network, requirements.asset)
+            limits = verified.mandated.limits
         payee_account = wallet_account_id(authorization.payee, asset.code)
         if payee_account not in self._opened:
             await self._open(payee_account, authorization.payee, asset)
@@ -240,9 +273,12 @@ class LedgerExactScheme:
             authorization=json.dumps(
                 payload.model_dump(by_alias=True, exclude_none=True), separators=(",", ":")
             ),
+            limits=limits,
         )
         try:
             done = await self.ledger.asubmit(request)
+        except (LimitExceeded, LimitClosed) as error:
+            raise self.mandates.refusal(error) from None
         except ExceedsCredits as error:
             raise PaymentProblem(errors.INSUFFICIENT_FUNDS, str(error)) from None
         except AccountNotFound:

@@ -9,6 +9,8 @@ client uses it to refuse, before signing, a payment its mandate does not allow.
 
 from __future__ import annotations
 
+import functools
+
 from x402.schemas import PaymentPayload
 
 from paywire.errors import PaywireError
@@ -17,6 +19,9 @@ from paywire.protocol.errors import malformed
 from paywire.protocol.headers import MAX_HEADER_BYTES
 
 MANDATE_EXTENSION = "paywire-mandate"
+
+PARSED_CHAINS = 4096
+"""Chains kept parsed, by their text (an agent sends the same one with every payment)."""
 
 
 def with_mandate(payload: PaymentPayload, chain: MandateChain) -> PaymentPayload:
@@ -36,6 +41,13 @@ def mandate_of(payload: PaymentPayload) -> MandateChain | None:
     if not isinstance(text, str) or len(text) > MAX_HEADER_BYTES:
         raise malformed(f"the {MANDATE_EXTENSION} extension needs info.chain, a base64 string")
     try:
-        return MandateChain.from_base64(text)
+        return _parse(text)
     except PaywireError as error:
         raise malformed(f"the payment's mandate chain is unreadable: {error}") from None
+
+
+@functools.lru_cache(maxsize=PARSED_CHAINS)
+def _parse(text: str) -> MandateChain:
+    # An agent sends the same chain with every payment: parse it once (a chain is
+    # immutable; what fails to parse is not cached).
+    return MandateChain.from_base64(text)

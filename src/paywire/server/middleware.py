@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from x402.schemas import (
     PaymentPayload,
     PaymentRequired,
@@ -89,8 +89,8 @@ from paywire.server._asgi import (
     request_url,
     respond,
     with_header,
-    without_pathsend,
 )
+from paywire.server._held import serve_then_settle
 from paywire.server._terms import as_v1, as_v2, matching, offer
 from paywire.server.routes import PricedRoute, PriceLike, match, parse_routes
 
@@ -173,18 +173,18 @@ class PaymentMiddleware:
             payload = as_v2(decode_payment(header), accepts)
             requirements = matching(payload, accepts)
         except PaymentProblem as problem:
-            await self._refuse(send, url, accepts, problem.reason, problem.message, None)
+            await self.refuse(send, url, accepts, problem.reason, problem.message, None)
             return
         response_header = X_PAYMENT_RESPONSE if version_one else PAYMENT_RESPONSE
         try:
             value = payment_id(payload)
         except PaymentProblem as problem:
-            await self._refuse(send, url, accepts, problem.reason, problem.message, None)
+            await self.refuse(send, url, accepts, problem.reason, problem.message, None)
             return
         if value is None:
             if self.require_payment_id:
                 message = "this server requires a payment-identifier id in every payment"
-                await self._refuse(send, url, accepts, errors.INVALID_PAYLOAD, message, None)
+                await self.refuse(send, url, accepts, errors.INVALID_PAYLOAD, message, None)
                 return
             await self._pay_and_serve(
                 scope, receive, send, payload, requirements, url, accepts, response_header
@@ -213,7 +213,7 @@ class PaymentMiddleware:
                     await recorder.flush()
             elif first.fingerprint != payment_fingerprint(payload):
                 message = f"payment id {value} was used for another payment"
-                await self._refuse(send, url, accepts, errors.PAYMENT_ID_CONFLICT, message, None)
+                await self.refuse(send, url, accepts, errors.PAYMENT_ID_CONFLICT, message, None)
             elif first.body_kept:
                 await respond(send, first.status, list(first.headers), first.body)
             else:  # paid, but too large to keep: served again, not charged again
@@ -241,18 +241,18 @@ class PaymentMiddleware:
         """Take the payment and run the handler (in the order the network calls for);
         the `PAYMENT-RESPONSE` sent if the money moved, None if it did not."""
         if is_ledger_network(requirements.network) or self.settle_first:
-            settled = await self._settle(payload, requirements, url, scope["path"])
+            settled = await self.settle(payload, requirements, url, scope["path"])
             if not settled.success:
-                await self._refused_settlement(send, url, accepts, settled)
+                await self.refused_settlement(send, url, accepts, settled)
                 return None
             settlement = encode(settled)
             await self.app(scope, receive, with_header(send, response_header, settlement))
             return settlement
-        return await self._serve_then_settle(
-            scope, receive, send, payload, requirements, url, accepts, response_header
+        return await serve_then_settle(
+            self, scope, receive, send, payload, requirements, url, accepts, response_header
         )
 
-    async def _settle(
+    async def settle(
         self, payload: PaymentPayload, requirements: PaymentRequirements, url: str, path: str
     ) -> SettleResponse:
         """The facilitator's settlement; a facilitator that failed is a failed settlement
@@ -272,10 +272,10 @@ class PaymentMiddleware:
             logger.info("payment refused for %s: %s", path, settled.error_reason)
         return settled
 
-    async def _refused_settlement(
+    async def refused_settlement(
         self, send: Send, url: str, accepts: list[PaymentRequirements], settled: SettleResponse
     ) -> None:
-        await self._refuse(
+        await self.refuse(
             send,
             url,
             accepts,
@@ -283,84 +283,6 @@ class PaymentMiddleware:
             settled.error_message or "the payment did not settle",
             settled,
         )
-
-    async def _serve_then_settle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        payload: PaymentPayload,
-        requirements: PaymentRequirements,
-        url: str,
-        accepts: list[PaymentRequirements],
-        response_header: str,
-    ) -> str | None:
-        """x402's verify, serve, settle: the response is held until the payment settled.
-        The `PAYMENT-RESPONSE` sent if the money moved, None if it did not."""
-        path = scope["path"]
-        try:
-            verified = await self.facilitator.verify(payload, requirements)
-        except Exception as error:
-            logger.warning("facilitator failed for %s: %s", path, type(error).__name__)
-            await self._refuse(
-                send, url, accepts, errors.UNEXPECTED_ERROR, "the facilitator failed", None
-            )
-            return None
-        if not verified.is_valid:
-            reason = verified.invalid_reason or errors.SETTLEMENT_FAILED
-            logger.info("payment refused for %s: %s", path, reason)
-            refused = SettleResponse(
-                success=False,
-                error_reason=reason,
-                error_message=verified.invalid_message,
-                payer=verified.payer,
-                transaction="",
-                network=requirements.network,
-            )
-            await self._refused_settlement(send, url, accepts, refused)
-            return None
-        held: list[Message] = []
-        held_bytes = 0
-        state = "hold"  # "hold": keep the response back; "pass": forward it; "drop": refused
-        settlement: str | None = None
-
-        async def settle_and_release() -> None:
-            nonlocal state, settlement
-            settled = await self._settle(payload, requirements, url, path)
-            if not settled.success:
-                state = "drop"
-                held.clear()
-                await self._refused_settlement(send, url, accepts, settled)
-                return
-            state = "pass"
-            settlement = encode(settled)
-            released = with_header(send, response_header, settlement)
-            for message in held:
-                await released(message)
-            held.clear()
-
-        async def hold(message: Message) -> None:
-            nonlocal state, held_bytes
-            if state == "pass":
-                await send(message)
-                return
-            if state == "drop":
-                return
-            if message["type"] == "http.response.start" and message.get("status", 500) >= 400:
-                state = "pass"  # the handler failed: no settlement, its answer as it is
-                await send(message)
-                return
-            held.append(message)
-            if message["type"] != "http.response.body":
-                return
-            held_bytes += len(message.get("body", b""))
-            if not message.get("more_body", False) or held_bytes > self.max_held_bytes:
-                await settle_and_release()
-
-        await self.app(without_pathsend(scope), receive, hold)
-        if state == "hold" and held:
-            await settle_and_release()  # a handler that ended its response oddly
-        return settlement
 
     async def _accepts(self, route: PricedRoute) -> list[PaymentRequirements]:
         if self._kinds is None:
@@ -401,7 +323,7 @@ class PaymentMiddleware:
             headers.append((PAYMENT_RESPONSE.lower().encode(), encode(settled).encode()))
         await respond(send, 402, headers, body)
 
-    async def _refuse(
+    async def refuse(
         self,
         send: Send,
         url: str,

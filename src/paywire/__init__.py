@@ -6,9 +6,15 @@ The public API, re-exported here:
 - keys: `PrivateKey`, `recover_address`, `parse_address`, `Eip712Domain`, `StructType`,
   `TypedMessage`, `KeyStore`;
 - the books: `open_ledger`, `Ledger`, `NewAccount`, `AccountKind`, `transfer`, `hold`,
-  `post`, `void`, `audit_export`, and the errors (`PaywireError`, `LedgerError`, ...).
+  `post`, `void`, spend limits (`NewLimit`, `LimitStatus`), `audit_export`, and the errors
+  (`PaywireError`, `LedgerError`, ...);
+- payments over HTTP 402: `PaymentMiddleware` (provider), `PaywireClient`,
+  `SyncPaywireClient`, `Payer` (agent), `Facilitator`, `RemoteFacilitator`, `Receipt`;
+- mandates: `Mandate`, `AssetLimit`, `Window`, `SignedMandate`, `MandateChain`,
+  `Revocation`, `SignedRevocation`, `MandateError`, `MandateLimitExceeded`;
+- metering AI tokens: `PriceBook`, `Usage`, `cost`.
 
-Ledger and crypto names load on first use, so ``import paywire`` (and the CLI) stays fast.
+Everything but money and errors loads on first use, so ``import paywire`` (and the CLI) stays fast.
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ from paywire.errors import InvalidInput, NotFound, PaywireError
 from paywire.money import ETH, EURC, USDC, Amount, Asset, parse_amount
 
 if TYPE_CHECKING:
+    from paywire.client import (
+        MandateDeclined,
+        Payer,
+        PaymentDeclined,
+        PaywireClient,
+        SyncPaywireClient,
+    )
     from paywire.crypto.eip712 import Eip712Domain, StructType, TypedMessage
     from paywire.crypto.keys import PrivateKey, parse_address, recover_address
     from paywire.crypto.keystore import KeyStore
@@ -29,7 +42,9 @@ if TYPE_CHECKING:
         Balance,
         Ledger,
         LedgerError,
+        LimitStatus,
         NewAccount,
+        NewLimit,
         Transfer,
         TransferCode,
         hold,
@@ -39,6 +54,20 @@ if TYPE_CHECKING:
         void,
     )
     from paywire.ledger.export import audit_export
+    from paywire.mandate import (
+        AssetLimit,
+        Mandate,
+        MandateChain,
+        MandateError,
+        MandateLimitExceeded,
+        Revocation,
+        SignedMandate,
+        SignedRevocation,
+        Window,
+    )
+    from paywire.meter import PriceBook, Usage, cost
+    from paywire.protocol import Facilitator, Receipt, RemoteFacilitator
+    from paywire.server import PaymentMiddleware
 
 __version__ = "0.1.0"
 
@@ -64,6 +93,29 @@ _LAZY = {
     "transfer": "paywire.ledger",
     "void": "paywire.ledger",
     "audit_export": "paywire.ledger.export",
+    "NewLimit": "paywire.ledger",
+    "LimitStatus": "paywire.ledger",
+    "PaymentMiddleware": "paywire.server",
+    "PaywireClient": "paywire.client",
+    "SyncPaywireClient": "paywire.client",
+    "Payer": "paywire.client",
+    "PaymentDeclined": "paywire.client",
+    "MandateDeclined": "paywire.client",
+    "Facilitator": "paywire.protocol",
+    "RemoteFacilitator": "paywire.protocol",
+    "Receipt": "paywire.protocol",
+    "Mandate": "paywire.mandate",
+    "AssetLimit": "paywire.mandate",
+    "Window": "paywire.mandate",
+    "SignedMandate": "paywire.mandate",
+    "MandateChain": "paywire.mandate",
+    "Revocation": "paywire.mandate",
+    "SignedRevocation": "paywire.mandate",
+    "MandateError": "paywire.mandate",
+    "MandateLimitExceeded": "paywire.mandate",
+    "PriceBook": "paywire.meter",
+    "Usage": "paywire.meter",
+    "cost": "paywire.meter",
 }
 
 
@@ -84,22 +136,45 @@ __all__ = [
     "AccountKind",
     "Amount",
     "Asset",
+    "AssetLimit",
     "Balance",
     "Eip712Domain",
+    "Facilitator",
     "InvalidInput",
     "KeyStore",
     "Ledger",
     "LedgerError",
+    "LimitStatus",
+    "Mandate",
+    "MandateChain",
+    "MandateDeclined",
+    "MandateError",
+    "MandateLimitExceeded",
     "NewAccount",
+    "NewLimit",
     "NotFound",
+    "Payer",
+    "PaymentDeclined",
+    "PaymentMiddleware",
+    "PaywireClient",
     "PaywireError",
+    "PriceBook",
     "PrivateKey",
+    "Receipt",
+    "RemoteFacilitator",
+    "Revocation",
+    "SignedMandate",
+    "SignedRevocation",
     "StructType",
+    "SyncPaywireClient",
     "Transfer",
     "TransferCode",
     "TypedMessage",
+    "Usage",
+    "Window",
     "__version__",
     "audit_export",
+    "cost",
     "hold",
     "open_ledger",
     "parse_address",

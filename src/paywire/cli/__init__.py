@@ -19,6 +19,7 @@ from paywire.cli.chain import deposit_command, faucet_command, withdraw_command
 from paywire.cli.demo import demo_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.log import audit_command
+from paywire.cli.mandate import mandate_app
 from paywire.cli.pay import pay_command
 from paywire.cli.serve import serve_command
 from paywire.cli.wallet import wallet_app
@@ -57,6 +58,7 @@ def _root(
 
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(mandate_app, name="mandate")
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)

@@ -41,7 +41,7 @@ def print_error(message: str) -> None:
     is shown as is: brackets in it (``[ledger]``, a path) are text, not console markup."""
     from rich.markup import escape
 
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, emoji=False)
 
 
 def read_passphrase(*, confirm: bool, passphrase_file: Path | None = None) -> str:

@@ -7,6 +7,7 @@
     POST /faucet    {address, amount, ledger}     demo chain only: virtual funds
     GET  /reserves                                the reserves check
     POST /rpc                                     the local chain over JSON-RPC (demo)
+    POST /mandates/revoke, /mandates/status       mandates (`paywire.service.mandates`)
 
 Every refusal is JSON `{"error": <code>, "message": ...}` with a 4xx status; a chain that
 has not confirmed yet answers 202 (`pending`: retry with the same request).
@@ -31,6 +32,7 @@ from paywire.protocol.facilitator import Facilitator
 from paywire.protocol.headers import MAX_JSON_DEPTH, json_depth
 from paywire.protocol.withdrawal import WithdrawalRequest
 from paywire.service.facilitator_app import facilitator_app
+from paywire.service.mandates import mandates_app
 
 if TYPE_CHECKING:
     from paywire.chain import Chain, Reserve, Token
@@ -267,5 +269,6 @@ def operator_app(
 
         if isinstance(desk.chain, LocalChain):
             routes.append(rpc_route(desk.chain, "/rpc"))
+    routes.append(Mount("/mandates", app=mandates_app(facilitator, ledger)))
     routes.append(Mount("", app=facilitator_app(facilitator)))
     return Starlette(routes=routes)

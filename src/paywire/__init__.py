@@ -12,7 +12,7 @@ The public API, re-exported here:
   `SyncPaywireClient`, `Payer` (agent), `Facilitator`, `RemoteFacilitator`, `Receipt`;
 - mandates: `Mandate`, `AssetLimit`, `Window`, `SignedMandate`, `MandateChain`,
   `Revocation`, `SignedRevocation`, `MandateError`, `MandateLimitExceeded`;
-- metering AI tokens: `PriceBook`, `Usage`, `cost`.
+- metering AI tokens: `PriceBook`, `Usage` (costs: `paywire.meter.cost`).
 
 Everything but money and errors loads on first use, so ``import paywire`` (and the CLI) stays fast.
 """
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         SignedRevocation,
         Window,
     )
-    from paywire.meter import PriceBook, Usage, cost
+    from paywire.meter import PriceBook, Usage
     from paywire.protocol import Facilitator, Receipt, RemoteFacilitator
     from paywire.server import PaymentMiddleware
 
@@ -115,7 +115,6 @@ _LAZY = {
     "MandateLimitExceeded": "paywire.mandate",
     "PriceBook": "paywire.meter",
     "Usage": "paywire.meter",
-    "cost": "paywire.meter",
 }
 
 
@@ -174,7 +173,6 @@ __all__ = [
     "Window",
     "__version__",
     "audit_export",
-    "cost",
     "hold",
     "open_ledger",
     "parse_address",

@@ -13,7 +13,6 @@ the ``Error(string)`` payload as ``data``, as geth answers. Requests and batches
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paywire import _json
 from paywire.chain.base._failures import ERROR_STRING_SELECTOR
 from paywire.chain.local import LocalChain, dev_key
 from paywire.chain.rpc import DEMO_METHOD
@@ -120,7 +120,7 @@ async def _handle(chain: LocalChain, request: Request, demo: bool) -> Response:
         if len(body) > MAX_RPC_BODY_BYTES:
             return _error_response(None, INVALID_REQUEST, "request body too large", status=413)
     try:
-        payload = json.loads(body)
+        payload = _json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _error_response(None, PARSE_ERROR, "parse error: the body is not JSON")
     if isinstance(payload, list):

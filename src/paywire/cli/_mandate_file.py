@@ -4,11 +4,11 @@ flags given too override it. The format is in `paywire.cli.mandate.FILE_FORMAT`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from paywire import _json
 from paywire.cli._mandate_input import IssueSpec, LimitSpec, bounded, read_bytes
 from paywire.errors import InvalidInput
 
@@ -36,7 +36,7 @@ def read_issue_file(path: Path) -> IssueSpec:
         raise InvalidInput(f"{path}: not UTF-8 text") from None
     try:
         if path.suffix.lower() == ".json":
-            document: object = json.loads(text)
+            document: object = _json.loads(text)
         else:
             import tomllib
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from paywire import _json
 from paywire.crypto.keys import InvalidAddress, InvalidPrivateKey, PrivateKey, parse_address
 from paywire.errors import InvalidInput, NotFound, PaywireError
 
@@ -330,7 +331,7 @@ class KeyStore:
         if len(data) > MAX_KEYSTORE_FILE_BYTES:
             raise InvalidKeystore(f"larger than a keystore file can be ({len(data)} bytes)")
         try:
-            return json.loads(data)
+            return _json.loads(data)
         except (ValueError, RecursionError):
             raise InvalidKeystore("not a JSON file") from None
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from paywire import _json
 from paywire.ledger._entries_encode import (
     AccountEntry,
     LimitCloseEntry,
@@ -41,7 +41,7 @@ def decode_entry(data: bytes) -> LogEntry:
     if len(data) > MAX_ENTRY_BYTES:
         raise MalformedEntry(f"entry is larger than {MAX_ENTRY_BYTES} bytes")
     try:
-        value = json.loads(data)
+        value = _json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedEntry(f"entry is not JSON: {error}") from None
     if not isinstance(value, dict):

@@ -11,11 +11,11 @@ under the domain ``{name: "paywire ledger", version: "1"}``; `timestamp` is in n
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from paywire import _json
 from paywire.crypto.eip712 import Eip712Domain, StructType, TypedMessage
 from paywire.crypto.keys import PrivateKey, recover_address
 from paywire.ledger.entries import canonical_json
@@ -79,7 +79,7 @@ class Checkpoint:
         if len(data) > MAX_CHECKPOINT_LINE_BYTES:
             raise MalformedCheckpoint("checkpoint line is too long")
         try:
-            value: Any = json.loads(data)
+            value: Any = _json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise MalformedCheckpoint("checkpoint line is not JSON") from None
         expected = {"type", "ledger_id", "tree_size", "root_hash", "timestamp", "signature"}

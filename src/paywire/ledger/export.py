@@ -16,11 +16,11 @@ Every line is canonical JSON (sorted keys, no spaces, ASCII escapes).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from paywire import _json
 from paywire.crypto.keys import parse_address
 from paywire.errors import PaywireError
 from paywire.ledger.audit import Auditor, AuditReport
@@ -131,7 +131,7 @@ def audit_export(path: str | Path, *, operator: str | None = None) -> AuditRepor
 def _entry_line(data: bytes) -> tuple[bytes | None, bytes | None]:
     """Split an entry line into the entry's bytes and its recorded leaf hash."""
     try:
-        value = json.loads(data)
+        value = _json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None, None
     if not isinstance(value, dict) or set(value) != {"entry", "leaf"}:
@@ -155,7 +155,7 @@ def _header(first: bytes) -> dict[str, Any]:
         raise bad("missing or too long")
     data = first[:-1]
     try:
-        value = json.loads(data)
+        value = _json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise bad("not JSON") from None
     if not isinstance(value, dict) or set(value) != {"format", "version", "ledger_id", "operator"}:

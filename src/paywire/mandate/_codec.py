@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from paywire import _json
 from paywire.crypto.keys import address_bytes
 from paywire.mandate._errors import (
     InvalidMandate,
@@ -112,7 +113,7 @@ def load_json(data: str | bytes, max_bytes: int, what: str) -> object:
         raise MandateTooLarge(f"{what} is {len(raw)} bytes, more than {max_bytes}")
     try:
         text = raw.decode("utf-8")
-        return json.loads(
+        return _json.loads(
             text,
             object_pairs_hook=_no_duplicates,
             parse_float=_no_float,

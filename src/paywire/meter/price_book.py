@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from paywire import _json
 from paywire.meter._errors import InvalidPriceBook, UnknownModel
 from paywire.meter._model_price import (
     MAX_MODEL_ID_CHARS,
@@ -136,7 +137,7 @@ class PriceBook:
         """A price book from JSON text; numbers with a fraction or exponent are refused."""
         decoded = _decoded(text)
         try:
-            mapping = json.loads(
+            mapping = _json.loads(
                 decoded,
                 parse_float=_JsonFloat,
                 parse_constant=_refuse_constant,

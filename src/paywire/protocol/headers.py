@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from x402.schemas import PaymentPayload, PaymentRequired, SettleResponse
 from x402.schemas.v1 import PaymentPayloadV1
 
+from paywire import _json
+from paywire._json import json_depth as json_depth  # re-exported: it was defined here
 from paywire.protocol.errors import INVALID_X402_VERSION, PaymentProblem, malformed
 
 PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
@@ -52,38 +53,15 @@ def decode_json(value: str | bytes, what: str) -> dict[str, Any]:
         text = base64.b64decode(raw.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         raise malformed(f"the {what} header is not valid base64 of UTF-8 text") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise malformed(f"the {what} header nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(text)
+        data = _json.loads(text, max_depth=MAX_JSON_DEPTH)
+    except _json.JsonTooDeep:
+        raise malformed(f"the {what} header nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:
         raise malformed(f"the {what} header is not JSON") from None
     if not isinstance(data, dict):
         raise malformed(f"the {what} header is not a JSON object")
     return data
-
-
-def json_depth(text: str) -> int:
-    """How deep JSON text nests, counted without parsing it."""
-    # Counted without parsing, so a hostile 16 KB of '[' cannot exhaust the stack.
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def validate(model: type[Model], data: dict[str, Any], what: str) -> Model:

@@ -17,9 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from x402.schemas import SettleRequest, VerifyRequest
 
+from paywire._json import JsonTooDeep
+from paywire._json import loads as load_json
 from paywire.protocol import errors
 from paywire.protocol.facilitator import Facilitator
-from paywire.protocol.headers import MAX_JSON_DEPTH, json_depth
+from paywire.protocol.headers import MAX_JSON_DEPTH
 
 MAX_BODY_BYTES = 64 * 1024
 """A verify or settle request is a few KB (a mandate chain included)."""
@@ -64,9 +66,10 @@ async def _read(request: Request) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the body is not UTF-8") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise ValueError(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    return json.loads(text)
+    try:
+        return load_json(text, max_depth=MAX_JSON_DEPTH)
+    except JsonTooDeep:
+        raise ValueError(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
 
 
 def facilitator_app(facilitator: Facilitator) -> Starlette:

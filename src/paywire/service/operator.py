@@ -27,9 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from paywire import _json
 from paywire.errors import InvalidInput, NotFound, PaywireError
 from paywire.protocol.facilitator import Facilitator
-from paywire.protocol.headers import MAX_JSON_DEPTH, json_depth
+from paywire.protocol.headers import MAX_JSON_DEPTH
 from paywire.protocol.withdrawal import WithdrawalRequest
 from paywire.service.facilitator_app import facilitator_app
 from paywire.service.mandates import mandates_app
@@ -84,9 +85,7 @@ async def _body(request: Request) -> dict[str, Any]:
             )
     try:
         text = raw.decode("utf-8")
-        if json_depth(text) > MAX_JSON_DEPTH:
-            raise ValueError("too deep")
-        data = json.loads(text)
+        data = _json.loads(text, max_depth=MAX_JSON_DEPTH)
     except ValueError:
         raise _Refused(400, "invalid_request", "the body is not a JSON object") from None
     if not isinstance(data, dict):

@@ -29,6 +29,7 @@ from paywire.chain.channels import (
     ChannelExists,
     ChannelFundingFailed,
     ChannelRefused,
+    ClaimExceedsVoucher,
     InvalidChannelInput,
     Voucher,
     WithdrawalAlreadyRequested,
@@ -136,6 +137,49 @@ def test_open_claim_claim_again_close(
     assert _moved(start, books()) == (-500, 500, 0)
     assert channels.channel(opened.channel_id).closed
     assert channels.channel(opened.channel_id).remaining == 0
+
+
+def test_the_payee_claims_what_it_charged_on_a_larger_voucher(
+    channels: ChannelContract, parties: Parties, books: Books
+) -> None:
+    """x402 batch-settlement's claim: the voucher is a ceiling; the payee claims the total
+    it actually charged (at most the ceiling), and the next claim continues from it."""
+    payer, payee = parties.payer, parties.payee
+    start = books()
+    cid = channels.open(payer, payee.address, 1_000).channel_id
+    ceiling = channels.sign_voucher(payer, cid, 400)
+    assert channels.simulate_claim(payee.address, ceiling, [250]) == 250
+    result = channels.claim(payee, ceiling, 250)
+    assert (result.total, result.claims[0].claimed) == (250, 250)
+    # The same voucher again, for more of what it allows.
+    assert channels.claim(payee, ceiling, 300).total == 50
+    with pytest.raises(ClaimExceedsVoucher) as over:
+        channels.claim(payee, ceiling, 401)
+    assert over.value.reason == "" and over.value.code == "claim_exceeds_voucher"
+    with pytest.raises(VoucherNotAboveClaimed):
+        channels.claim(payee, ceiling, 300)
+    # Forced past the Python check, the contract refuses the same way.
+    data = channels._data(
+        "claim",
+        ["bytes32", "uint128", "uint128", "bytes"],
+        [cid, 400, 401, ceiling.signature],
+    )
+    with pytest.raises(ClaimExceedsVoucher) as forced:
+        channels._simulate(payee.address, data)
+    assert forced.value.reason == "claim exceeds the voucher"
+    # A batch names the claim over its voucher.
+    other = channels.open(payer, payee.address, 100).channel_id
+    batch = [ceiling, channels.sign_voucher(payer, other, 60)]
+    with pytest.raises(ClaimExceedsVoucher) as named:
+        channels.claim_many(payee, batch, [350, 61])
+    assert named.value.index == 1
+    with pytest.raises(InvalidChannelInput):
+        channels.claim_many(payee, batch, [350])
+    assert channels.claim_many(payee, batch, [350, 40]).total == 90
+    # Closing on the voucher: the payee takes what it charged, the payer the rest.
+    closed = channels.close(payee, cid, ceiling, 380)
+    assert (closed.claimed, closed.refunded) == (380, 620)
+    assert _moved(start, books()) == (-480, 420, 60)
 
 
 def test_claim_many_pays_once_for_many_channels(
@@ -380,9 +424,14 @@ def test_boundary_values(
     payer, payee = parties.payer, parties.payee
     cid = channels.open(payer, payee.address, 1_000).channel_id
     with pytest.raises(VoucherPastDeposit):
-        channels.claim(payee, channels.sign_voucher(payer, cid, UINT256_MAX))
+        channels.claim(payee, channels.sign_voucher(payer, cid, 2**128 - 1))
+    with pytest.raises(InvalidChannelInput):
+        channels.sign_voucher(payer, cid, 2**128)
     with pytest.raises(VoucherPastDeposit):
         channels.claim(payee, channels.sign_voucher(payer, cid, 1_001))
+    # A voucher may allow more than the deposit; the total claimed on it may not pass it.
+    with pytest.raises(VoucherPastDeposit):
+        channels.claim(payee, channels.sign_voucher(payer, cid, 5_000), 1_001)
     with pytest.raises(VoucherNotAboveClaimed):
         channels.claim(payee, channels.sign_voucher(payer, cid, 0))
     assert channels.claim(payee, channels.sign_voucher(payer, cid, 1)).total == 1

@@ -35,7 +35,7 @@ from paywire.chain.channels import (
 from paywire.chain.compile import PAYWIRE_CHANNELS_SOURCE, contract_source, paywire_channels
 from paywire.crypto import PrivateKey, keccak256
 
-UINT256_MAX = 2**256 - 1
+UINT128_MAX = 2**128 - 1
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,9 @@ def test_the_contract_is_what_paywire_expects(chain: LocalChain, channels: Chann
     assert channels.domain == voucher_domain(chain.chain_id, channels.address)
     typehash = chain.call(channels.address, SELECTORS["VOUCHER_TYPEHASH"])
     assert (
-        typehash == VOUCHER.type_hash == keccak256(b"Voucher(bytes32 channelId,uint256 cumulative)")
+        typehash
+        == VOUCHER.type_hash
+        == keccak256(b"Voucher(bytes32 channelId,uint128 maxClaimableAmount)")
     )
     assert channels.challenge_period_s == 60
     assert "ChannelContract(USDC at" in repr(channels)
@@ -192,11 +194,13 @@ def test_json_round_trip(
     channels: ChannelContract, opened: tuple[PrivateKey, PrivateKey, bytes]
 ) -> None:
     payer, _, cid = opened
-    voucher = channels.sign_voucher(payer, cid, UINT256_MAX)
+    voucher = channels.sign_voucher(payer, cid, UINT128_MAX)
     data = voucher.to_json()
-    assert data["cumulative"] == str(UINT256_MAX) and data["channelId"] == "0x" + cid.hex()
+    assert data["maxClaimableAmount"] == str(UINT128_MAX)
+    assert data["channelId"] == "0x" + cid.hex()
     assert Voucher.from_json(data, channels.domain) == voucher
-    assert Voucher.from_json({**data, "cumulative": 5}, channels.domain).cumulative == 5
+    five = Voucher.from_json({**data, "maxClaimableAmount": 5}, channels.domain)
+    assert five.max_claimable_amount == 5
     unsigned = channels.voucher(cid, 1)
     assert "signature" not in unsigned.to_json()
     assert Voucher.from_json(unsigned.to_json(), channels.domain) == unsigned
@@ -207,31 +211,32 @@ def test_json_round_trip(
     [
         {"channelId": "0x12"},
         {"channelId": 5},
-        {"cumulative": "-1"},
-        {"cumulative": "1.5"},
-        {"cumulative": "1" * 79},
-        {"cumulative": str(2**256)},
-        {"cumulative": True},
+        {"maxClaimableAmount": "-1"},
+        {"maxClaimableAmount": "1.5"},
+        {"maxClaimableAmount": "1" * 40},
+        {"maxClaimableAmount": str(2**128)},
+        {"maxClaimableAmount": True},
+        {"cumulative": "1"},
         {"signature": "0x1234"},
         {"signature": 7},
         {"extra": "x"},
     ],
 )
 def test_hostile_json_refused(channels: ChannelContract, change: dict[str, object]) -> None:
-    data: dict[str, object] = {"channelId": "0x" + "11" * 32, "cumulative": "1", **change}
+    data: dict[str, object] = {"channelId": "0x" + "11" * 32, "maxClaimableAmount": "1", **change}
     with pytest.raises(InvalidChannelInput):
         Voucher.from_json(data, channels.domain)
 
 
 def test_hostile_fields_refused(channels: ChannelContract) -> None:
-    for channel_id, cumulative, signature in [
+    for channel_id, most, signature in [
         (b"\x00" * 31, 1, None),
         ("00" * 32, 1, None),
-        (bytes(32), 2**256, None),
+        (bytes(32), 2**128, None),
         (bytes(32), 1, b"\x00" * 64),
     ]:
         with pytest.raises(InvalidChannelInput):
-            Voucher(channels.domain, channel_id, cumulative, signature)  # type: ignore[arg-type]
+            Voucher(channels.domain, channel_id, most, signature)  # type: ignore[arg-type]
     with pytest.raises(InvalidChannelInput):
         Voucher("domain", bytes(32), 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidChannelInput):
@@ -245,14 +250,14 @@ def test_hostile_fields_refused(channels: ChannelContract) -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     channel_id=st.binary(min_size=32, max_size=32),
-    cumulative=st.integers(min_value=0, max_value=UINT256_MAX),
+    most=st.integers(min_value=0, max_value=UINT128_MAX),
     chain_id=st.integers(min_value=1, max_value=2**64),
     contract=st.binary(min_size=20, max_size=20),
 )
 def test_fast_path_matches_eth_account_on_any_fields(
-    channel_id: bytes, cumulative: int, chain_id: int, contract: bytes
+    channel_id: bytes, most: int, chain_id: int, contract: bytes
 ) -> None:
     key = PrivateKey.from_bytes(bytes(31) + b"\x09")
-    voucher = Voucher(voucher_domain(chain_id, "0x" + contract.hex()), channel_id, cumulative)
+    voucher = Voucher(voucher_domain(chain_id, "0x" + contract.hex()), channel_id, most)
     assert voucher.digest() == _eth_account_digest(voucher)
     assert voucher.sign(key).signature == _eth_account_sign(key, voucher)

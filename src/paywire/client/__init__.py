@@ -1,5 +1,7 @@
 """The agent's side: httpx clients that pay HTTP 402s within a spending limit."""
 
+from paywire.client.channel_transport import ChannelTransport, SyncChannelTransport
+from paywire.client.channels import ChannelPayer
 from paywire.client.payer import MANDATE_ENV, MandateDeclined, Payer, PaymentDeclined, load_mandate
 from paywire.client.transport import (
     RECEIPT,
@@ -12,11 +14,14 @@ from paywire.client.transport import (
 __all__ = [
     "MANDATE_ENV",
     "RECEIPT",
+    "ChannelPayer",
+    "ChannelTransport",
     "MandateDeclined",
     "Payer",
     "PaymentDeclined",
     "PaymentTransport",
     "PaywireClient",
+    "SyncChannelTransport",
     "SyncPaymentTransport",
     "SyncPaywireClient",
     "load_mandate",

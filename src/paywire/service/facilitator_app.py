@@ -22,6 +22,7 @@ from paywire._json import loads as load_json
 from paywire.protocol import errors
 from paywire.protocol.facilitator import Facilitator
 from paywire.protocol.headers import MAX_JSON_DEPTH
+from paywire.service.channels import channel_routes
 
 MAX_BODY_BYTES = 64 * 1024
 """A verify or settle request is a few KB (a mandate chain included)."""
@@ -108,6 +109,7 @@ def facilitator_app(facilitator: Facilitator) -> Starlette:
             Route("/verify", verify, methods=["POST"]),
             Route("/settle", settle, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            *channel_routes(facilitator),  # /channels: payment channels on the ledger
         ]
     )
 

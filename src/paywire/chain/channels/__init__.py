@@ -1,9 +1,10 @@
 """Payment channels on an EVM chain: pay per AI token with one deposit and many vouchers.
 
 The contract (``paywire_channels.vy``, one deployment per token) holds each channel's
-deposit. The payer signs cumulative vouchers, EIP-712 ``Voucher(bytes32 channelId,uint256
-cumulative)``; the payee claims the latest whenever it likes (one transaction for up to
-`MAX_CLAIM_BATCH` channels), or closes the channel cooperatively; a payer whose payee is
+deposit. The payer signs cumulative vouchers, EIP-712 ``Voucher(bytes32 channelId,uint128
+maxClaimableAmount)`` (x402 batch-settlement's type); the payee claims, on the latest, the
+total it charged (at most the voucher's maximum) whenever it likes (one transaction for up
+to `MAX_CLAIM_BATCH` channels), or closes the channel cooperatively; a payer whose payee is
 gone requests a withdrawal and takes back what was not claimed after the challenge period,
 during which the payee's claims still win.
 
@@ -28,6 +29,7 @@ from paywire.chain.channels._errors import (
     ChannelExists,
     ChannelFundingFailed,
     ChannelRefused,
+    ClaimExceedsVoucher,
     InvalidChannelInput,
     NotPayee,
     NotPayer,
@@ -54,6 +56,7 @@ from paywire.chain.channels._state import (
 from paywire.chain.channels._voucher import (
     CHANNELS_NAME,
     CHANNELS_VERSION,
+    MAX_CLAIMABLE,
     VOUCHER,
     Voucher,
     check_voucher,
@@ -109,6 +112,7 @@ __all__ = [
     "DEFAULT_CHALLENGE_PERIOD_S",
     "GAS_BOUNDS",
     "MAX_CHALLENGE_PERIOD_S",
+    "MAX_CLAIMABLE",
     "MAX_CLAIM_BATCH",
     "MAX_DEPOSIT",
     "SELECTORS",
@@ -122,6 +126,7 @@ __all__ = [
     "ChannelExists",
     "ChannelFundingFailed",
     "ChannelRefused",
+    "ClaimExceedsVoucher",
     "ClaimResult",
     "ClaimedLog",
     "Closed",

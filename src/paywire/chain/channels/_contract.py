@@ -13,6 +13,7 @@ from paywire.chain.base._values import Receipt
 from paywire.chain.channels._errors import (
     BadVoucherSignature,
     ChannelRefused,
+    ClaimExceedsVoucher,
     InvalidChannelInput,
 )
 from paywire.chain.channels._handle import (
@@ -39,7 +40,7 @@ MAX_DEPOSIT = 2**128 - 1
 """A channel's deposit is a uint128 in the contract, as the paywire ledger's amounts."""
 
 MAX_CLAIM_BATCH = 64
-"""Vouchers in one ``claim_many`` (the contract's bound): ~1.26M gas, well inside a block."""
+"""Claims in one ``claim_many`` (the contract's bound): ~1.3M gas, well inside a block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +92,16 @@ class ChannelContract(ChannelsHandle):
             self.chain.chain_id, self.address, self.token.address, payer, payee, salt
         )
 
-    def voucher(self, channel_id: bytes, cumulative: int) -> Voucher:
-        """An unsigned voucher for `cumulative` in all on `channel_id` of this contract."""
-        return Voucher(self.domain, channel_id, cumulative)
+    def voucher(self, channel_id: bytes, max_claimable_amount: int) -> Voucher:
+        """An unsigned voucher for up to `max_claimable_amount` in all on `channel_id`."""
+        return Voucher(self.domain, channel_id, max_claimable_amount)
 
-    def sign_voucher(self, key: PrivateKey, channel_id: bytes, cumulative: int) -> Voucher:
-        """The payer's (`key`'s) signed voucher for `cumulative` in all on `channel_id`."""
-        return self.voucher(channel_id, cumulative).sign(key)
+    def sign_voucher(
+        self, key: PrivateKey, channel_id: bytes, max_claimable_amount: int
+    ) -> Voucher:
+        """The payer's (`key`'s) signed voucher for up to `max_claimable_amount` in all on
+        `channel_id`."""
+        return self.voucher(channel_id, max_claimable_amount).sign(key)
 
     def check_voucher(
         self, voucher: Voucher, channel: Channel | None = None, *, charged: int = 0
@@ -169,12 +173,20 @@ class ChannelContract(ChannelsHandle):
         return self._closed(receipt, channel_id)
 
     # ----- the payee -----------------------------------------------------------------------
+    #
+    # A claim is a voucher and the total to claim on it (`totals`, one per voucher; None:
+    # each voucher's maximum): the payee claims what it charged, at most what was signed.
 
-    def simulate_claim(self, payee: str, vouchers: Voucher | Sequence[Voucher]) -> int:
-        """What claiming `vouchers` now would pay `payee` (one ``eth_call`` from the payee,
-        which holds gas money as it must to claim), or the typed refusal (with the `index`
-        of the refused voucher of a batch)."""
-        batch = self._batch(vouchers)
+    def simulate_claim(
+        self,
+        payee: str,
+        vouchers: Voucher | Sequence[Voucher],
+        totals: Sequence[int] | None = None,
+    ) -> int:
+        """What claiming `vouchers` (up to `totals`) now would pay `payee` (one ``eth_call``
+        from the payee, which holds gas money as it must to claim), or the typed refusal
+        (with the `index` of the refused claim of a batch)."""
+        batch = self._batch(vouchers, totals)
         sender = check_address(payee, "payee", InvalidChannelInput)
         try:
             result = self._simulate(sender, self._claim_data(batch))
@@ -182,10 +194,15 @@ class ChannelContract(ChannelsHandle):
             raise self._culprit(sender, batch, error) from None
         return int.from_bytes(result[:32], "big")
 
-    def send_claim(self, key: PrivateKey, vouchers: Voucher | Sequence[Voucher]) -> str:
+    def send_claim(
+        self,
+        key: PrivateKey,
+        vouchers: Voucher | Sequence[Voucher],
+        totals: Sequence[int] | None = None,
+    ) -> str:
         """Broadcast the claim of one voucher (``claim``) or several (``claim_many``, all or
         nothing) by the payee `key`; the tx hash, without waiting."""
-        batch = self._batch(vouchers)
+        batch = self._batch(vouchers, totals)
         gas = (
             GAS_BOUNDS["claim"]
             if len(batch) == 1
@@ -201,14 +218,15 @@ class ChannelContract(ChannelsHandle):
         tx_hash: str,
         payee: str,
         vouchers: Voucher | Sequence[Voucher],
+        totals: Sequence[int] | None = None,
         *,
         confirmations: int | None = None,
         timeout_s: float | None = None,
     ) -> ClaimResult:
         """Wait for a claim sent by `send_claim` and check its receipt: one Claimed event
-        per voucher (same channel, same cumulative, in order) and the token's Transfer of
-        their total to `payee`; `TransferMismatch` otherwise."""
-        batch = self._batch(vouchers)
+        per claim (same channel, same total, in order) and the token's Transfer of their
+        sum to `payee`; `TransferMismatch` otherwise."""
+        batch = self._batch(vouchers, totals)
         receipt = self._confirm(
             tx_hash,
             payee,
@@ -218,42 +236,58 @@ class ChannelContract(ChannelsHandle):
         )
         claims = tuple(claimed_logs(receipt.logs, self.address))
         if len(claims) != len(batch) or any(
-            (log.channel_id, log.claimed, log.payee) != (v.channel_id, v.cumulative, payee)
-            for log, v in zip(claims, batch, strict=False)
+            (log.channel_id, log.claimed, log.payee) != (v.channel_id, total, payee)
+            for log, (v, total) in zip(claims, batch, strict=False)
         ):
             raise TransferMismatch(
                 f"transaction {tx_hash} does not carry the Claimed events of its vouchers"
             )
-        total = sum(log.amount for log in claims)
-        self.token.check_transfer(receipt, self.address, payee, total)
-        return ClaimResult(total, claims, receipt)
+        paid = sum(log.amount for log in claims)
+        self.token.check_transfer(receipt, self.address, payee, paid)
+        return ClaimResult(paid, claims, receipt)
 
-    def claim(self, key: PrivateKey, voucher: Voucher) -> ClaimResult:
-        """Claim one voucher as the payee `key`: send, wait, check."""
-        tx_hash = self.send_claim(key, voucher)
-        return self.confirm_claim(tx_hash, key.address, voucher)
+    def claim(self, key: PrivateKey, voucher: Voucher, total: int | None = None) -> ClaimResult:
+        """Claim `total` (None: the voucher's maximum) on one voucher as the payee `key`:
+        send, wait, check."""
+        totals = None if total is None else [total]
+        tx_hash = self.send_claim(key, voucher, totals)
+        return self.confirm_claim(tx_hash, key.address, voucher, totals)
 
-    def claim_many(self, key: PrivateKey, vouchers: Sequence[Voucher]) -> ClaimResult:
-        """Claim up to `MAX_CLAIM_BATCH` vouchers in one transaction, all or nothing, as
+    def claim_many(
+        self, key: PrivateKey, vouchers: Sequence[Voucher], totals: Sequence[int] | None = None
+    ) -> ClaimResult:
+        """Claim on up to `MAX_CLAIM_BATCH` vouchers in one transaction, all or nothing, as
         the payee `key` of every channel; paid in one transfer."""
         if isinstance(vouchers, Voucher):
             raise InvalidChannelInput("claim_many takes a sequence of vouchers")
-        tx_hash = self.send_claim(key, vouchers)
-        return self.confirm_claim(tx_hash, key.address, vouchers)
+        tx_hash = self.send_claim(key, vouchers, totals)
+        return self.confirm_claim(tx_hash, key.address, vouchers, totals)
 
-    def close(self, key: PrivateKey, channel_id: bytes, voucher: Voucher | None = None) -> Closed:
-        """Close the channel as its payee (`key`): claim `voucher` (None: claim nothing
-        more) and refund the rest of the deposit to the payer."""
+    def close(
+        self,
+        key: PrivateKey,
+        channel_id: bytes,
+        voucher: Voucher | None = None,
+        total: int | None = None,
+    ) -> Closed:
+        """Close the channel as its payee (`key`): claim `total` (None: the voucher's
+        maximum) on `voucher` (None: claim nothing more) and refund the rest of the deposit
+        to the payer."""
         check_channel_id(channel_id)
         if voucher is None:
-            cumulative, signature = self.channel(channel_id).claimed, b""
+            claimed = self.channel(channel_id).claimed
+            most, claimed_total, signature = claimed, claimed, b""
         else:
             self._check_signed(voucher)
             if voucher.channel_id != channel_id:
                 raise BadVoucherSignature("the voucher is for another channel")
-            cumulative, signature = voucher.cumulative, voucher.signature or b""
+            most, signature = voucher.max_claimable_amount, voucher.signature or b""
+            claimed_total = most if total is None else self._total(voucher, total, None)
         receipt = self._transact(
-            key, "close", ["bytes32", "uint256", "bytes"], [channel_id, cumulative, signature]
+            key,
+            "close",
+            ["bytes32", "uint128", "uint128", "bytes"],
+            [channel_id, most, claimed_total, signature],
         )
         return self._closed(receipt, channel_id)
 
@@ -280,40 +314,62 @@ class ChannelContract(ChannelsHandle):
         if voucher.signature is None:
             raise BadVoucherSignature("the voucher is not signed")
 
-    def _batch(self, vouchers: Voucher | Sequence[Voucher]) -> tuple[Voucher, ...]:
+    def _total(self, voucher: Voucher, total: object, index: int | None) -> int:
+        value = check_amount(total, "claim total", bound=MAX_DEPOSIT, error=InvalidChannelInput)
+        if value > voucher.max_claimable_amount:
+            where = "" if index is None else f" (claim {index} of the batch)"
+            raise ClaimExceedsVoucher(
+                f"the claim of {value}{where} exceeds the voucher's {voucher.max_claimable_amount}",
+                index=index,
+            )
+        return value
+
+    def _batch(
+        self, vouchers: Voucher | Sequence[Voucher], totals: Sequence[int] | None
+    ) -> tuple[tuple[Voucher, int], ...]:
         batch = (vouchers,) if isinstance(vouchers, Voucher) else tuple(vouchers)
         if not 1 <= len(batch) <= MAX_CLAIM_BATCH:
             raise InvalidChannelInput(f"claim 1..{MAX_CLAIM_BATCH} vouchers at a time")
         for voucher in batch:
             self._check_signed(voucher)
-        return batch
+        if totals is None:
+            return tuple((v, v.max_claimable_amount) for v in batch)
+        if isinstance(totals, int) or len(totals) != len(batch):
+            raise InvalidChannelInput("give one claim total per voucher")
+        return tuple(
+            (v, self._total(v, total, None if len(batch) == 1 else index))
+            for index, (v, total) in enumerate(zip(batch, totals, strict=True))
+        )
 
-    def _claim_data(self, batch: tuple[Voucher, ...]) -> bytes:
+    def _claim_data(self, batch: tuple[tuple[Voucher, int], ...]) -> bytes:
         if len(batch) == 1:
-            (v,) = batch
+            ((v, total),) = batch
             return self._data(
-                "claim", ["bytes32", "uint256", "bytes"], [v.channel_id, v.cumulative, v.signature]
+                "claim",
+                ["bytes32", "uint128", "uint128", "bytes"],
+                [v.channel_id, v.max_claimable_amount, total, v.signature],
             )
         return self._data(
             "claim_many",
-            ["bytes32[]", "uint256[]", "bytes[]"],
+            ["bytes32[]", "uint128[]", "uint128[]", "bytes[]"],
             [
-                [v.channel_id for v in batch],
-                [v.cumulative for v in batch],
-                [v.signature for v in batch],
+                [v.channel_id for v, _ in batch],
+                [v.max_claimable_amount for v, _ in batch],
+                [total for _, total in batch],
+                [v.signature for v, _ in batch],
             ],
         )
 
     def _culprit(
-        self, sender: str, batch: tuple[Voucher, ...], error: ChannelRefused
+        self, sender: str, batch: tuple[tuple[Voucher, int], ...], error: ChannelRefused
     ) -> ChannelRefused:
-        """For a refused batch: the refusal of the first voucher refused on its own, with
+        """For a refused batch: the refusal of the first claim refused on its own, with
         its index (else the batch's own error: e.g. one channel twice, not increasing)."""
         if len(batch) == 1:
             return error
-        for index, voucher in enumerate(batch):
+        for index, claim in enumerate(batch):
             try:
-                self._simulate(sender, self._claim_data((voucher,)), index=index)
+                self._simulate(sender, self._claim_data((claim,)), index=index)
             except ChannelRefused as single:
                 single.tx_hash = error.tx_hash
                 return single

@@ -72,16 +72,24 @@ class NotPayer(ChannelRefused):
 
 
 class VoucherPastDeposit(ChannelRefused):
-    """The voucher's cumulative amount is more than the channel's deposit."""
+    """The voucher's maximum (or the total claimed on it) is more than the channel's
+    deposit."""
 
     code = "voucher_past_deposit"
 
 
 class VoucherNotAboveClaimed(ChannelRefused):
-    """The voucher's cumulative amount is not above what was already claimed: an old
-    voucher replayed, or one that adds nothing."""
+    """The total claimed is not above what was already claimed: an old voucher replayed,
+    or a claim that adds nothing."""
 
     code = "voucher_not_above_claimed"
+
+
+class ClaimExceedsVoucher(ChannelRefused):
+    """The total claimed is more than the voucher's maximum (a payee may claim what it
+    charged, up to what the payer signed, never more)."""
+
+    code = "claim_exceeds_voucher"
 
 
 class VoucherBelowCharged(ChannelRefused):
@@ -132,6 +140,7 @@ _REVERTS: tuple[tuple[str, type[ChannelRefused]], ...] = (
     ("voucher exceeds the deposit", VoucherPastDeposit),
     ("voucher is not above the claimed total", VoucherNotAboveClaimed),
     ("voucher is below the claimed total", VoucherNotAboveClaimed),
+    ("claim exceeds the voucher", ClaimExceedsVoucher),
     ("invalid signature", BadVoucherSignature),
     ("challenge period is not over", ChallengePeriodNotOver),
     ("no withdrawal requested", WithdrawalNotRequested),

@@ -49,12 +49,12 @@ SELECTORS = {
         "version()",
         "channel(bytes32)",
         "channel_id(address,address,bytes32)",
-        "voucher_digest(bytes32,uint256)",
+        "voucher_digest(bytes32,uint128)",
         "open(address,uint256,bytes32)",
         "top_up(bytes32,uint256)",
-        "claim(bytes32,uint256,bytes)",
-        "claim_many(bytes32[],uint256[],bytes[])",
-        "close(bytes32,uint256,bytes)",
+        "claim(bytes32,uint128,uint128,bytes)",
+        "claim_many(bytes32[],uint128[],uint128[],bytes[])",
+        "close(bytes32,uint128,uint128,bytes)",
         "request_withdrawal(bytes32)",
         "withdraw(bytes32)",
     )
@@ -162,10 +162,12 @@ class ChannelsHandle:
         (value,) = abi_decode(["bytes32"], self._call("DOMAIN_SEPARATOR"))
         return bytes(value)
 
-    def voucher_digest_on_chain(self, channel_id: bytes, cumulative: int) -> bytes:
+    def voucher_digest_on_chain(self, channel_id: bytes, max_claimable_amount: int) -> bytes:
         """The digest the contract itself computes for a voucher (for checks and tests)."""
         data = self._call(
-            "voucher_digest", ["bytes32", "uint256"], [check_channel_id(channel_id), cumulative]
+            "voucher_digest",
+            ["bytes32", "uint128"],
+            [check_channel_id(channel_id), max_claimable_amount],
         )
         (value,) = abi_decode(["bytes32"], data)
         return bytes(value)

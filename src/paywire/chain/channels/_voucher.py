@@ -1,9 +1,10 @@
 """Vouchers: what a payer signs as it is served, and what the payee claims.
 
-A voucher says "channel `channel_id` may pay its payee up to `cumulative` in all". It is
-the EIP-712 struct ``Voucher(bytes32 channelId,uint256 cumulative)`` under the channel
-contract's domain (name "Paywire Channels", version "1", the chain id, the contract), so a
-voucher for another channel, contract or chain recovers another signer there. Hashing,
+A voucher says "channel `channel_id` may pay its payee up to `max_claimable_amount` in
+all". It is the EIP-712 struct ``Voucher(bytes32 channelId,uint128 maxClaimableAmount)``
+(x402 batch-settlement's type, field for field) under the channel contract's domain
+(name "Paywire Channels", version "1", the chain id, the contract), so a voucher for
+another channel, contract or chain recovers another signer there. Hashing,
 signing and recovery use paywire's fast EIP-712 path (libsecp256k1); digests are
 byte-identical to eth_account's ``encode_typed_data`` and to the contract's own. No web3
 here: the payee checks a voucher on every paid request.
@@ -42,15 +43,18 @@ CHANNELS_NAME = "Paywire Channels"
 CHANNELS_VERSION = "1"
 """The EIP-712 domain version of the channel contract."""
 
-MAX_JSON_INTEGER_CHARS = 78
-"""uint256's largest value has 78 decimal digits; longer text is refused before int()."""
+MAX_JSON_INTEGER_CHARS = 39
+"""uint128's largest value has 39 decimal digits; longer text is refused before int()."""
+
+MAX_CLAIMABLE = 2**128 - 1
+"""A voucher's maximum is a uint128, as the paywire ledger's amounts."""
 
 VOUCHER = StructType(
     "Voucher",
     {
         "Voucher": [
             {"name": "channelId", "type": "bytes32"},
-            {"name": "cumulative", "type": "uint256"},
+            {"name": "maxClaimableAmount", "type": "uint128"},
         ]
     },
 )
@@ -58,7 +62,7 @@ VOUCHER = StructType(
 
 _DECIMAL = re.compile(r"[0-9]+")
 _BYTES32_TEXT = re.compile(r"0x[0-9a-fA-F]{64}")
-_JSON_FIELDS = frozenset({"channelId", "cumulative", "signature"})
+_JSON_FIELDS = frozenset({"channelId", "maxClaimableAmount", "signature"})
 
 
 def voucher_domain(chain_id: int, contract: str) -> Eip712Domain:
@@ -75,7 +79,7 @@ def _typed(domain: Eip712Domain) -> TypedMessage:
 
 @dataclass(frozen=True, slots=True)
 class Voucher:
-    """The payer's promise that channel `channel_id` may pay up to `cumulative` in all,
+    """The payer's promise that channel `channel_id` may pay up to `max_claimable_amount` in all,
     under `domain` (one channel contract on one chain); `signature` once signed.
 
     Build one with `ChannelContract.voucher`, or with `voucher_domain` for a contract known
@@ -84,7 +88,7 @@ class Voucher:
 
     domain: Eip712Domain
     channel_id: bytes
-    cumulative: int
+    max_claimable_amount: int
     signature: bytes | None = None
     """65 bytes r || s || v (low s, v in {27, 28}), or None while unsigned."""
 
@@ -92,7 +96,12 @@ class Voucher:
         if not isinstance(self.domain, Eip712Domain):
             raise InvalidChannelInput("a voucher's domain is an Eip712Domain (voucher_domain)")
         check_channel_id(self.channel_id)
-        check_amount(self.cumulative, "voucher cumulative", error=InvalidChannelInput)
+        check_amount(
+            self.max_claimable_amount,
+            "voucher maxClaimableAmount",
+            bound=MAX_CLAIMABLE,
+            error=InvalidChannelInput,
+        )
         signature = self.signature
         if signature is not None and (
             not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES
@@ -100,8 +109,8 @@ class Voucher:
             raise InvalidChannelInput(f"a voucher signature is {SIGNATURE_BYTES} bytes")
 
     def message(self) -> dict[str, object]:
-        """The EIP-712 message: ``channelId`` and ``cumulative``."""
-        return {"channelId": self.channel_id, "cumulative": self.cumulative}
+        """The EIP-712 message: ``channelId`` and ``maxClaimableAmount``."""
+        return {"channelId": self.channel_id, "maxClaimableAmount": self.max_claimable_amount}
 
     def digest(self) -> bytes:
         """What the payer signs: keccak256(0x1901 || domainSeparator || hashStruct)."""
@@ -132,12 +141,19 @@ class Voucher:
     def typed_data(self) -> dict[str, object]:
         """The full EIP-712 typed data (``eth_signTypedData_v4`` / eth_account form)."""
         return _typed(self.domain).full_message(
-            {"channelId": "0x" + self.channel_id.hex(), "cumulative": self.cumulative}
+            {
+                "channelId": "0x" + self.channel_id.hex(),
+                "maxClaimableAmount": self.max_claimable_amount,
+            }
         )
 
     def to_json(self) -> dict[str, str]:
-        """The wire form: channel id and signature as 0x-hex, cumulative as decimal text."""
-        data = {"channelId": "0x" + self.channel_id.hex(), "cumulative": str(self.cumulative)}
+        """The wire form (x402 batch-settlement's field names): channel id and signature as
+        0x-hex, maxClaimableAmount as decimal text."""
+        data = {
+            "channelId": "0x" + self.channel_id.hex(),
+            "maxClaimableAmount": str(self.max_claimable_amount),
+        }
         if self.signature is not None:
             data["signature"] = "0x" + self.signature.hex()
         return data
@@ -150,19 +166,19 @@ class Voucher:
         unknown = sorted(str(key)[:40] for key in data if key not in _JSON_FIELDS)
         if unknown:
             raise InvalidChannelInput(f"unknown voucher fields: {', '.join(unknown[:5])}")
-        channel_id, cumulative = data.get("channelId"), data.get("cumulative")
+        channel_id, most = data.get("channelId"), data.get("maxClaimableAmount")
         if not isinstance(channel_id, str) or not _BYTES32_TEXT.fullmatch(channel_id):
             raise InvalidChannelInput("a voucher's channelId is 0x and 64 hex digits")
-        if isinstance(cumulative, int) and not isinstance(cumulative, bool):
-            amount = cumulative
+        if isinstance(most, int) and not isinstance(most, bool):
+            amount = most
         elif (
-            isinstance(cumulative, str)
-            and len(cumulative) <= MAX_JSON_INTEGER_CHARS
-            and _DECIMAL.fullmatch(cumulative)
+            isinstance(most, str)
+            and len(most) <= MAX_JSON_INTEGER_CHARS
+            and _DECIMAL.fullmatch(most)
         ):
-            amount = int(cumulative)
+            amount = int(most)
         else:
-            raise InvalidChannelInput("a voucher's cumulative is a decimal integer as text")
+            raise InvalidChannelInput("a voucher's maxClaimableAmount is a decimal integer as text")
         signature = data.get("signature")
         if signature is not None:
             if not isinstance(signature, str):
@@ -201,16 +217,13 @@ def check_voucher(
         )
     if channel.closed:
         raise ChannelClosed(f"channel 0x{channel.channel_id.hex()} is closed")
-    if voucher.cumulative > channel.deposit:
-        raise VoucherPastDeposit(
-            f"the voucher's {voucher.cumulative} exceeds the deposit of {channel.deposit}"
-        )
-    if voucher.cumulative < charged:
-        raise VoucherBelowCharged(
-            f"the voucher's {voucher.cumulative} is below the {charged} charged so far"
-        )
-    if voucher.cumulative < channel.claimed:
+    most = voucher.max_claimable_amount
+    if most > channel.deposit:
+        raise VoucherPastDeposit(f"the voucher's {most} exceeds the deposit of {channel.deposit}")
+    if most < charged:
+        raise VoucherBelowCharged(f"the voucher's {most} is below the {charged} charged so far")
+    if most < channel.claimed:
         raise VoucherNotAboveClaimed(
-            f"the voucher's {voucher.cumulative} is below the {channel.claimed} already claimed"
+            f"the voucher's {most} is below the {channel.claimed} already claimed"
         )
     voucher.verify(channel.payer)

@@ -3,10 +3,11 @@
 """
 @title Paywire Channels
 @notice Unidirectional payment channels in one ERC-20 token: a payer deposits, then signs
-        cumulative vouchers (EIP-712 `Voucher(bytes32 channelId,uint256 cumulative)`) as it
-        is served; the payee claims the latest voucher whenever it likes, many channels in
-        one transaction if it likes, and may close the channel cooperatively (claim, refund
-        the rest to the payer). A payer whose payee is gone requests a withdrawal and, after
+        cumulative vouchers (EIP-712 `Voucher(bytes32 channelId,uint128 maxClaimableAmount)`,
+        x402 batch-settlement's type) as it is served; the payee claims, on the latest
+        voucher, the total it actually charged (at most the voucher's maximum) whenever it
+        likes, many channels in one transaction if it likes, and may close the channel
+        cooperatively (claim, refund the rest to the payer). A payer whose payee is gone requests a withdrawal and, after
         CHALLENGE_PERIOD_S, takes back what was not claimed; until then (and until the
         withdrawal is executed) the payee's claims still succeed, so the payee always has
         the whole challenge period to claim what it is owed.
@@ -93,7 +94,7 @@ EIP712_DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 VOUCHER_TYPEHASH: public(constant(bytes32)) = keccak256(
-    "Voucher(bytes32 channelId,uint256 cumulative)"
+    "Voucher(bytes32 channelId,uint128 maxClaimableAmount)"
 )
 NAME: constant(String[16]) = "Paywire Channels"
 VERSION: constant(String[1]) = "1"
@@ -173,8 +174,8 @@ def channel_id(payer: address, payee: address, salt: bytes32) -> bytes32:
 
 @view
 @external
-def voucher_digest(channel_id: bytes32, cumulative: uint256) -> bytes32:
-    return self._voucher_digest(channel_id, cumulative)
+def voucher_digest(channel_id: bytes32, max_claimable_amount: uint128) -> bytes32:
+    return self._voucher_digest(channel_id, max_claimable_amount)
 
 
 # ----- the payer ---------------------------------------------------------------------------
@@ -264,12 +265,19 @@ def withdraw(channel_id: bytes32):
 
 
 @external
-def claim(channel_id: bytes32, cumulative: uint256, signature: Bytes[65]) -> uint256:
+def claim(
+    channel_id: bytes32,
+    max_claimable_amount: uint128,
+    total_claimed: uint128,
+    signature: Bytes[65],
+) -> uint256:
     """
-    @notice Collect `cumulative` less what was already claimed, on the payer's voucher.
+    @notice Collect `total_claimed` less what was already claimed, on the payer's voucher
+            for up to `max_claimable_amount` (the payee claims what it charged, which may be
+            less than the voucher allows).
     @return The amount paid to the caller (the payee).
     """
-    amount: uint256 = self._claim(channel_id, cumulative, signature)
+    amount: uint256 = self._claim(channel_id, max_claimable_amount, total_claimed, signature)
     assert extcall IERC20(TOKEN).transfer(
         msg.sender, amount, default_return_value=True
     ), "token transfer failed"
@@ -279,21 +287,29 @@ def claim(channel_id: bytes32, cumulative: uint256, signature: Bytes[65]) -> uin
 @external
 def claim_many(
     channel_ids: DynArray[bytes32, MAX_BATCH],
-    cumulatives: DynArray[uint256, MAX_BATCH],
+    max_claimable_amounts: DynArray[uint128, MAX_BATCH],
+    totals_claimed: DynArray[uint128, MAX_BATCH],
     signatures: DynArray[Bytes[65], MAX_BATCH],
 ) -> uint256:
     """
     @notice Claim on many channels of the caller (the payee) at once, all or nothing: one
-            refused voucher reverts the batch. The payee is paid the total in one transfer.
+            refused claim reverts the batch. The payee is paid the total in one transfer.
     @return The total paid.
     """
     count: uint256 = len(channel_ids)
     assert count > 0, "no vouchers"
-    assert len(cumulatives) == count and len(signatures) == count, "array lengths differ"
+    assert (
+        len(max_claimable_amounts) == count
+        and len(totals_claimed) == count
+        and len(signatures) == count
+    ), "array lengths differ"
     total: uint256 = 0
     for i: uint256 in range(count, bound=MAX_BATCH):
         # Cannot overflow: each amount comes out of a deposit this contract holds.
-        total = unsafe_add(total, self._claim(channel_ids[i], cumulatives[i], signatures[i]))
+        total = unsafe_add(
+            total,
+            self._claim(channel_ids[i], max_claimable_amounts[i], totals_claimed[i], signatures[i]),
+        )
     assert extcall IERC20(TOKEN).transfer(
         msg.sender, total, default_return_value=True
     ), "token transfer failed"
@@ -301,27 +317,35 @@ def claim_many(
 
 
 @external
-def close(channel_id: bytes32, cumulative: uint256, signature: Bytes[65]):
+def close(
+    channel_id: bytes32,
+    max_claimable_amount: uint128,
+    total_claimed: uint128,
+    signature: Bytes[65],
+):
     """
-    @notice Close the channel cooperatively (the payee): collect `cumulative` on the payer's
-            voucher and refund the rest of the deposit to the payer. With `cumulative` equal
-            to what was already claimed no voucher is needed (the signature may be empty).
+    @notice Close the channel cooperatively (the payee): collect `total_claimed` on the
+            payer's voucher for up to `max_claimable_amount` and refund the rest of the
+            deposit to the payer. With `total_claimed` equal to what was already claimed no
+            voucher is needed (the signature may be empty).
     """
     head: uint256 = self._payee_head(channel_id)
     amounts: uint256 = self.amounts[channel_id]
     deposit: uint256 = amounts & MAX_DEPOSIT
     claimed: uint256 = amounts >> 128
-    assert cumulative <= deposit, "voucher exceeds the deposit"
-    assert cumulative >= claimed, "voucher is below the claimed total"
+    total: uint256 = convert(total_claimed, uint256)
+    assert total <= deposit, "voucher exceeds the deposit"
+    assert total >= claimed, "voucher is below the claimed total"
     payer: address = self._payer(head)
-    amount: uint256 = unsafe_sub(cumulative, claimed)
-    refund: uint256 = unsafe_sub(deposit, cumulative)
+    amount: uint256 = unsafe_sub(total, claimed)
+    refund: uint256 = unsafe_sub(deposit, total)
     if amount > 0:
-        self._check_voucher(channel_id, cumulative, signature, payer)
-        self.amounts[channel_id] = cumulative << 128 | deposit
-        log Claimed(channel_id=channel_id, payee=msg.sender, amount=amount, claimed=cumulative)
+        assert total <= convert(max_claimable_amount, uint256), "claim exceeds the voucher"
+        self._check_voucher(channel_id, max_claimable_amount, signature, payer)
+        self.amounts[channel_id] = total << 128 | deposit
+        log Claimed(channel_id=channel_id, payee=msg.sender, amount=amount, claimed=total)
     self.heads[channel_id] = head | CLOSED_BIT
-    log ChannelClosed(channel_id=channel_id, claimed=cumulative, refunded=refund, cooperative=True)
+    log ChannelClosed(channel_id=channel_id, claimed=total, refunded=refund, cooperative=True)
     if amount > 0:
         assert extcall IERC20(TOKEN).transfer(
             msg.sender, amount, default_return_value=True
@@ -336,19 +360,26 @@ def close(channel_id: bytes32, cumulative: uint256, signature: Bytes[65]):
 
 
 @internal
-def _claim(channel_id: bytes32, cumulative: uint256, signature: Bytes[65]) -> uint256:
+def _claim(
+    channel_id: bytes32,
+    max_claimable_amount: uint128,
+    total_claimed: uint128,
+    signature: Bytes[65],
+) -> uint256:
     """Check a claim by msg.sender and record it; the amount to pay (no transfer here)."""
     head: uint256 = self._payee_head(channel_id)
     amounts: uint256 = self.amounts[channel_id]
     deposit: uint256 = amounts & MAX_DEPOSIT
     claimed: uint256 = amounts >> 128
-    assert cumulative <= deposit, "voucher exceeds the deposit"
-    assert cumulative > claimed, "voucher is not above the claimed total"
-    self._check_voucher(channel_id, cumulative, signature, self._payer(head))
-    # cumulative <= deposit < 2**128: it fits the upper half.
-    self.amounts[channel_id] = cumulative << 128 | deposit
-    amount: uint256 = unsafe_sub(cumulative, claimed)
-    log Claimed(channel_id=channel_id, payee=msg.sender, amount=amount, claimed=cumulative)
+    total: uint256 = convert(total_claimed, uint256)
+    assert total <= deposit, "voucher exceeds the deposit"
+    assert total <= convert(max_claimable_amount, uint256), "claim exceeds the voucher"
+    assert total > claimed, "voucher is not above the claimed total"
+    self._check_voucher(channel_id, max_claimable_amount, signature, self._payer(head))
+    # total <= deposit < 2**128: it fits the upper half.
+    self.amounts[channel_id] = total << 128 | deposit
+    amount: uint256 = unsafe_sub(total, claimed)
+    log Claimed(channel_id=channel_id, payee=msg.sender, amount=amount, claimed=total)
     return amount
 
 
@@ -382,14 +413,16 @@ def _payer(head: uint256) -> address:
 
 @view
 @internal
-def _check_voucher(channel_id: bytes32, cumulative: uint256, signature: Bytes[65], payer: address):
+def _check_voucher(
+    channel_id: bytes32, max_claimable_amount: uint128, signature: Bytes[65], payer: address
+):
     assert len(signature) == SIGNATURE_BYTES, "invalid signature length"
     r: bytes32 = extract32(signature, 0)
     s: bytes32 = extract32(signature, 32)
     v: uint256 = convert(slice(signature, 64, 1), uint256)
     assert convert(s, uint256) <= SECP256K1_HALF_N, "invalid signature 's' value"
     assert v == 27 or v == 28, "invalid signature 'v' value"
-    signer: address = ecrecover(self._voucher_digest(channel_id, cumulative), v, r, s)
+    signer: address = ecrecover(self._voucher_digest(channel_id, max_claimable_amount), v, r, s)
     # ecrecover answers the zero address for a signature that recovers no key.
     assert signer != empty(address), "invalid signature"
     assert signer == payer, "invalid signature: not the payer's"
@@ -403,8 +436,10 @@ def _channel_id(payer: address, payee: address, salt: bytes32) -> bytes32:
 
 @view
 @internal
-def _voucher_digest(channel_id: bytes32, cumulative: uint256) -> bytes32:
-    struct_hash: bytes32 = keccak256(abi_encode(VOUCHER_TYPEHASH, channel_id, cumulative))
+def _voucher_digest(channel_id: bytes32, max_claimable_amount: uint128) -> bytes32:
+    struct_hash: bytes32 = keccak256(
+        abi_encode(VOUCHER_TYPEHASH, channel_id, max_claimable_amount)
+    )
     return keccak256(concat(b"\x19\x01", self._domain_separator(), struct_hash))
 
 

@@ -17,6 +17,7 @@ import typer
 from paywire.cli import _common
 from paywire.cli.chain import deposit_command, faucet_command, withdraw_command
 from paywire.cli.demo import demo_command
+from paywire.cli.gateway import gateway_command
 from paywire.cli.ledger import ledger_app
 from paywire.cli.log import audit_command
 from paywire.cli.mandate import mandate_app
@@ -62,6 +63,7 @@ app.add_typer(mandate_app, name="mandate")
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)
+app.command("gateway")(gateway_command)
 app.command("pay")(pay_command)
 app.command("faucet")(faucet_command)
 app.command("deposit")(deposit_command)

@@ -2,6 +2,7 @@
 
 from paywire.client.channel_transport import ChannelTransport, SyncChannelTransport
 from paywire.client.channels import ChannelPayer
+from paywire.client.llm import PaidLLM
 from paywire.client.payer import MANDATE_ENV, MandateDeclined, Payer, PaymentDeclined, load_mandate
 from paywire.client.transport import (
     RECEIPT,
@@ -17,6 +18,7 @@ __all__ = [
     "ChannelPayer",
     "ChannelTransport",
     "MandateDeclined",
+    "PaidLLM",
     "Payer",
     "PaymentDeclined",
     "PaymentTransport",

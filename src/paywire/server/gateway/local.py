@@ -20,6 +20,7 @@ mean pooling (576 dimensions), on first use.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
 import threading
@@ -263,7 +264,7 @@ def _load_embedder(n_threads: int) -> Llama:
     # llama.cpp notes through its log callback (stderr) that the pooling differs from the
     # model's default, which is the point here: silence it for the ~0.2 s of the load.
     with contextlib.redirect_stderr(captured):
-        return llama_cpp.Llama(
+        embedder = llama_cpp.Llama(
             model_path=str(path),
             embedding=True,
             pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
@@ -273,6 +274,19 @@ def _load_embedder(n_threads: int) -> Llama:
             n_threads_batch=n_threads,
             verbose=False,
         )
+    _to_close.append(embedder)
+    return embedder
+
+
+_to_close: list[Llama] = []
+
+
+@atexit.register
+def _close_embedders() -> None:
+    # As meter.local_model does for its models: a Llama left to __del__ at interpreter exit
+    # finds llama_cpp's globals gone and prints a TypeError.
+    while _to_close:
+        _to_close.pop().close()
 
 
 __all__ = ["LOCAL_MODEL_ID", "LocalModelUpstream"]

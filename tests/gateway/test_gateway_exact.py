@@ -105,6 +105,7 @@ def test_paid_exact_answer_is_openai_shaped_and_in_the_books(
     signed = json.loads(stored.authorization or "{}")  # the payment as the payer signed it
     assert signed["accepted"]["extra"]["meter"] == record["meter"]
     assert Charge.from_metadata(record["meter"]).amount.atomic == paid
+    assert stored.metadata["meter"] == record["meter"]  # the books say what was bought
 
 
 def test_paid_exact_stream_ends_with_the_charge(

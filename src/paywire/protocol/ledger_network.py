@@ -25,6 +25,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from x402.schemas import PaymentPayload, PaymentRequirements
 
@@ -44,6 +45,7 @@ from paywire.ledger import (
     TransferCode,
     transfer,
 )
+from paywire.ledger.model import JsonValue
 from paywire.ledger.names import wallet_account_id
 from paywire.money import KNOWN_ASSETS, Asset
 from paywire.protocol import errors
@@ -260,9 +262,12 @@ class LedgerExactScheme:
         payee_account = wallet_account_id(authorization.payee, asset.code)
         if payee_account not in self._opened:
             await self._open(payee_account, authorization.payee, asset)
-        metadata: dict[str, str] = {"scheme": SCHEME}
+        metadata: dict[str, JsonValue] = {"scheme": SCHEME}
         if resource:
             metadata["resource"] = resource[:MAX_RESOURCE_CHARS]
+        meter = _meter_detail(requirements)
+        if meter is not None:
+            metadata["meter"] = meter
         request = transfer(
             payment_transfer_id(authorization),
             wallet_account_id(authorization.payer, asset.code),
@@ -306,3 +311,24 @@ class LedgerExactScheme:
                 errors.SETTLEMENT_FAILED, f"cannot open the payee's account: {error}"
             ) from None
         self._opened.add(account_id)
+
+
+MAX_METER_DETAIL_BYTES = 2048
+"""A price's metering detail (model, tokens, unit prices) kept with the payment; larger is
+not a meter record."""
+
+
+def _meter_detail(requirements: PaymentRequirements) -> dict[str, JsonValue] | None:
+    """The metering detail a provider priced this payment with (``extra["meter"]``, as the
+    paid LLM gateway quotes it), kept in the transfer's metadata so the books can say what
+    was bought; the provider's declaration, bounded, JSON only."""
+    meter = (requirements.extra or {}).get("meter")
+    if not isinstance(meter, dict):
+        return None
+    try:
+        size = len(json.dumps(meter, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError):
+        return None
+    if size > MAX_METER_DETAIL_BYTES:
+        return None
+    return cast("dict[str, JsonValue]", meter)

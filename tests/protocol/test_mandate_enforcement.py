@@ -122,6 +122,17 @@ def test_the_facilitator_refuses_past_the_total_whatever_the_client_does(
     assert books.log.verify().ok
 
 
+def test_a_payment_under_a_task_mandate_is_tagged_with_the_task(books: Ledger) -> None:
+    principal, agent = PrivateKey.generate(), PrivateKey.generate()
+    fund(books, agent, 100_000)
+    chain = chain_of(
+        (root(principal, agent, limit(books.network, 50_000), task_id="task-42"), principal)
+    )
+    facilitator = Facilitator.for_ledger(books, PrivateKey.generate())
+    settled = settle(facilitator, books, agent, PrivateKey.generate().address, PRICE, chain)
+    assert books.transfer(settled.transaction).metadata["task"] == "task-42"
+
+
 def test_a_storm_to_many_merchants_never_passes_the_budget_by_one_unit(
     books: Ledger,
 ) -> None:

@@ -268,6 +268,9 @@ class LedgerExactScheme:
         meter = _meter_detail(requirements)
         if meter is not None:
             metadata["meter"] = meter
+        task = _task_of(verified.mandated)
+        if task:
+            metadata["task"] = task  # the per-task books find a task's payments by it
         request = transfer(
             payment_transfer_id(authorization),
             wallet_account_id(authorization.payer, asset.code),
@@ -332,3 +335,14 @@ def _meter_detail(requirements: PaymentRequirements) -> dict[str, JsonValue] | N
     if size > MAX_METER_DETAIL_BYTES:
         return None
     return cast("dict[str, JsonValue]", meter)
+
+
+def _task_of(mandated: MandatedPayment | None) -> str | None:
+    """The task a mandated payment is for: the task id of the payer's own mandate, else of
+    the nearest ancestor that names one."""
+    if mandated is None:
+        return None
+    for mandate in reversed(tuple(mandated.chain)):
+        if mandate.task_id:
+            return mandate.task_id
+    return None

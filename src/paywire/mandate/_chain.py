@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from paywire.errors import InvalidInput
 from paywire.mandate._codec import (
     MAX_MANDATE_JSON_BYTES,
+    JsonForms,
     check_version,
-    decode_base64,
-    dump_json,
-    encode_base64,
     expect_object,
-    load_json,
 )
 from paywire.mandate._delegation import check_delegation
 from paywire.mandate._errors import (
@@ -49,12 +46,15 @@ RevokedTest = Callable[[str], bool] | Collection[str] | None
 
 
 @dataclass(frozen=True, slots=True)
-class MandateChain:
+class MandateChain(JsonForms):
     """Signed mandates from a principal's (the root) down to one agent's (the leaf).
 
     Building one checks only the shape (1 to MAX_CHAIN_DEPTH signed mandates); `verify`
     checks signatures, links, narrowing, time and revocation.
     """
+
+    JSON_MAX_BYTES = MAX_CHAIN_JSON_BYTES
+    JSON_WHAT = "a mandate chain"
 
     mandates: tuple[SignedMandate, ...]
 
@@ -192,24 +192,6 @@ class MandateChain:
             except InvalidMandate as error:
                 raise error.within(f"chain[{index}]") from None
         return cls(tuple(mandates))
-
-    def to_json(self) -> str:
-        """Canonical JSON text of `to_dict`."""
-        return dump_json(self.to_dict())
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> MandateChain:
-        """Parse JSON text (at most MAX_CHAIN_JSON_BYTES) strictly."""
-        return cls.from_dict(load_json(data, MAX_CHAIN_JSON_BYTES, "a mandate chain"))
-
-    def to_base64(self) -> str:
-        """The canonical JSON as base64url without padding."""
-        return encode_base64(self.to_json())
-
-    @classmethod
-    def from_base64(cls, data: str | bytes) -> MandateChain:
-        """Parse the base64url form (padding optional)."""
-        return cls.from_json(decode_base64(data, MAX_CHAIN_JSON_BYTES, "a mandate chain"))
 
 
 def check_skew(skew_s: int) -> None:

@@ -16,7 +16,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from paywire import _json
 from paywire.crypto.keys import address_bytes
@@ -342,3 +342,38 @@ def _window_from_json(value: object, where: str) -> Window:
         if error.field.startswith(where):
             raise
         raise error.within(where) from None
+
+
+class JsonForms:
+    """The carried forms of a signed document, for a class that has `to_dict` and
+    `from_dict`: canonical JSON text and one base64url token, parsed with the class's
+    size cap (`JSON_MAX_BYTES`) and named in errors as `JSON_WHAT`."""
+
+    __slots__ = ()
+    JSON_MAX_BYTES: ClassVar[int]
+    JSON_WHAT: ClassVar[str]
+
+    def to_dict(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, value: object) -> Self:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """Canonical JSON text: compact, keys in a fixed order, ``{"v":1,...}``."""
+        return dump_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Self:
+        """Parse JSON text (at most `JSON_MAX_BYTES`) strictly; see `from_dict`."""
+        return cls.from_dict(load_json(data, cls.JSON_MAX_BYTES, cls.JSON_WHAT))
+
+    def to_base64(self) -> str:
+        """The canonical JSON as base64url without padding: one token to carry around."""
+        return encode_base64(self.to_json())
+
+    @classmethod
+    def from_base64(cls, data: str | bytes) -> Self:
+        """Parse the base64url form (padding optional); see `from_json`."""
+        return cls.from_json(decode_base64(data, cls.JSON_MAX_BYTES, cls.JSON_WHAT))

@@ -22,15 +22,12 @@ from paywire.crypto.keys import (
 )
 from paywire.mandate._chain import MandateChain
 from paywire.mandate._codec import (
+    JsonForms,
     check_version,
-    decode_base64,
-    dump_json,
-    encode_base64,
     expect_object,
     json_hex,
     json_int,
     json_text,
-    load_json,
 )
 from paywire.mandate._errors import InvalidMandate, MandateSignatureInvalid
 from paywire.mandate._fields import check_address, check_int, show
@@ -88,8 +85,11 @@ class Revocation:
 
 
 @dataclass(frozen=True, slots=True)
-class SignedRevocation:
+class SignedRevocation(JsonForms):
     """A `Revocation` with its revoker's 65-byte signature."""
+
+    JSON_MAX_BYTES = MAX_REVOCATION_JSON_BYTES
+    JSON_WHAT = "a revocation"
 
     revocation: Revocation
     signature: bytes
@@ -151,20 +151,6 @@ class SignedRevocation:
             at_s=json_int(fields["at"], "at"),
         )
         return cls(revocation, json_hex(fields["signature"], SIGNATURE_BYTES, "signature"))
-
-    def to_json(self) -> str:
-        return dump_json(self.to_dict())
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> SignedRevocation:
-        return cls.from_dict(load_json(data, MAX_REVOCATION_JSON_BYTES, "a revocation"))
-
-    def to_base64(self) -> str:
-        return encode_base64(self.to_json())
-
-    @classmethod
-    def from_base64(cls, data: str | bytes) -> SignedRevocation:
-        return cls.from_json(decode_base64(data, MAX_REVOCATION_JSON_BYTES, "a revocation"))
 
 
 def verify_revocation(

@@ -14,13 +14,10 @@ from paywire.crypto.keys import address_bytes as _address_bytes
 from paywire.mandate._codec import (
     MANDATE_KEYS,
     MAX_MANDATE_JSON_BYTES,
+    JsonForms,
     check_version,
-    decode_base64,
-    dump_json,
-    encode_base64,
     expect_object,
     json_hex,
-    load_json,
     mandate_from_dict,
     mandate_to_dict,
 )
@@ -31,12 +28,15 @@ _SIGNED_KEYS = (*MANDATE_KEYS, "signature")
 
 
 @dataclass(frozen=True, slots=True)
-class SignedMandate:
+class SignedMandate(JsonForms):
     """A `Mandate` with the 65-byte signature (``r || s || v``) of its issuer over its id.
 
     Building one checks the shapes only; `verify` checks the signature, and
     `MandateChain.verify` everything else (parents, limits, time, revocation).
     """
+
+    JSON_MAX_BYTES = MAX_MANDATE_JSON_BYTES
+    JSON_WHAT = "a mandate"
 
     mandate: Mandate
     signature: bytes
@@ -95,21 +95,3 @@ class SignedMandate:
         fields = expect_object(value, _SIGNED_KEYS, "")
         signature = json_hex(fields["signature"], SIGNATURE_BYTES, "signature")
         return cls(mandate_from_dict(fields), signature)
-
-    def to_json(self) -> str:
-        """Canonical JSON text: compact, keys in a fixed order, ``{"v":1,...}``."""
-        return dump_json(self.to_dict())
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> SignedMandate:
-        """Parse JSON text (at most MAX_MANDATE_JSON_BYTES) strictly; see `from_dict`."""
-        return cls.from_dict(load_json(data, MAX_MANDATE_JSON_BYTES, "a mandate"))
-
-    def to_base64(self) -> str:
-        """The canonical JSON as base64url without padding: one token to carry around."""
-        return encode_base64(self.to_json())
-
-    @classmethod
-    def from_base64(cls, data: str | bytes) -> SignedMandate:
-        """Parse the base64url form (padding optional); see `from_json`."""
-        return cls.from_json(decode_base64(data, MAX_MANDATE_JSON_BYTES, "a mandate"))

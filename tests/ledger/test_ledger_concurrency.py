@@ -12,10 +12,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
+from ledger_threads import attempt, run_threads
 
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import (
@@ -52,25 +52,6 @@ def open_books(ledger: Ledger, funding: int) -> None:
     ledger.open_account(NewAccount("payer", USDC, AccountKind.AGENT))
     ledger.open_account(NewAccount("payee", USDC, AccountKind.PROVIDER))
     ledger.submit(transfer("funding", "world", "payer", USD(funding)))
-
-
-def run_threads(count: int, work: Callable[[int], T]) -> list[T]:
-    """Run `work(i)` for i in range(count) on `count` threads released together."""
-    start = threading.Barrier(count)
-
-    def task(i: int) -> T:
-        start.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
-
-
-def attempt(ledger: Ledger, request: NewTransfer) -> Transfer | LedgerError:
-    try:
-        return ledger.submit(request)
-    except LedgerError as error:
-        return error
 
 
 def assert_verified(ledger: Ledger) -> None:

@@ -11,10 +11,10 @@ import multiprocessing
 import random
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
+from ledger_threads import attempt, run_threads
 
 from paywire.ledger import (
     AccountKind,
@@ -24,7 +24,6 @@ from paywire.ledger import (
     LimitExceeded,
     NewAccount,
     NewLimit,
-    NewTransfer,
     Transfer,
     TransferKind,
     TransferNotFound,
@@ -49,24 +48,6 @@ def open_books(ledger: Ledger, cap: int) -> None:
     ledger.submit(transfer("funding", "world", "payer", USD(10**9)))
     ledger.open_limit(NewLimit("total", USDC, cap))
     ledger.open_limit(NewLimit("daily", USDC, cap, 86_400))
-
-
-def run_threads(count: int, work: Callable[[int], T]) -> list[T]:
-    start = threading.Barrier(count)
-
-    def task(i: int) -> T:
-        start.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
-
-
-def attempt(ledger: Ledger, request: NewTransfer) -> Transfer | LedgerError:
-    try:
-        return ledger.submit(request)
-    except LedgerError as error:
-        return error
 
 
 def assert_verified(ledger: Ledger) -> None:

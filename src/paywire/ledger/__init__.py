@@ -28,6 +28,7 @@ from paywire.ledger.errors import (
     PostExceedsPending,
     SameAccount,
     StoreCorrupt,
+    TooManyTransfers,
     TransferNotFound,
 )
 from paywire.ledger.ids import new_id
@@ -90,6 +91,7 @@ __all__ = [
     "PostExceedsPending",
     "SameAccount",
     "StoreCorrupt",
+    "TooManyTransfers",
     "Transfer",
     "TransferCode",
     "TransferKind",

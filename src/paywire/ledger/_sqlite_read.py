@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-from paywire.ledger import sqlite_limits
+from paywire.ledger import _sqlite_tasks, sqlite_limits
 from paywire.ledger._sqlite_rows import _account, _blob, _transfer
 from paywire.ledger._sqlite_schema import _ACCOUNT_COLUMNS, _TRANSFER_COLUMNS
 from paywire.ledger.errors import StoreCorrupt
@@ -131,6 +131,11 @@ class SQLiteReader(_Reads):
             (account_id, bound, account_id, bound, max(1, min(limit, MAX_READ_ROWS))),
         )
         return [int(row[0]) for row in rows]
+
+    def task_transfers(
+        self, task: str, *, after: int | None = None, limit: int = DEFAULT_PAGE_ROWS
+    ) -> list[tuple[TransferState, bytes]]:
+        return _sqlite_tasks.task_page(self._db, task, after, limit)
 
     def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         rows = self._db.execute(

@@ -31,9 +31,8 @@ def _account(row: sqlite3.Row | tuple[object, ...]) -> AccountState:
 
 
 def _transfer(row: tuple[object, ...]) -> TransferState:
-    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by, lim) = (
-        row
-    )
+    (tid, kind, debit, credit, amount, asset, code, ts, index, fp) = row[:10]
+    (pid, expires, state, by, lim, task) = row[10:16]  # a read may add columns after
     return TransferState(
         id=str(tid),
         kind=TransferKind(str(kind)),
@@ -50,6 +49,7 @@ def _transfer(row: tuple[object, ...]) -> TransferState:
         hold_state=None if state is None else HoldState(str(state)),
         resolved_by=None if by is None else str(by),
         limits=limits_from_text(None if lim is None else str(lim)),
+        task=None if task is None else str(task),
     )
 
 

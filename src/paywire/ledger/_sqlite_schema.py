@@ -1,5 +1,5 @@
-"""The SQLite store's tables (spend limits' own come from `sqlite_limits`) and the column
-lists that its reads and writes share."""
+"""The SQLite store's tables (spend limits' own come from `sqlite_limits`, the task index
+from `_sqlite_tasks`) and the column lists that its reads and writes share."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     resolved_by TEXT,
     timestamp INTEGER NOT NULL,
     fingerprint BLOB NOT NULL,
-    limits TEXT
+    limits TEXT,
+    task TEXT
 );
 CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit, log_index);
 CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit, log_index);
@@ -83,5 +84,5 @@ _ACCOUNT_COLUMNS = (
 )
 _TRANSFER_COLUMNS = (
     "id, kind, debit, credit, amount, asset, code, timestamp, log_index, fingerprint, "
-    "pending_id, expires_at, hold_state, resolved_by, limits"
+    "pending_id, expires_at, hold_state, resolved_by, limits, task"
 )

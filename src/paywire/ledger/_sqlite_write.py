@@ -80,7 +80,7 @@ class SQLiteWriteTransaction(_Reads):
         if new_transfers:
             db.executemany(
                 f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         t.id,
@@ -98,6 +98,7 @@ class SQLiteWriteTransaction(_Reads):
                         None if t.hold_state is None else str(t.hold_state),
                         t.resolved_by,
                         limits_to_text(t.limits),
+                        t.task,
                     )
                     for t in new_transfers
                 ],

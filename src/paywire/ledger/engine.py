@@ -56,6 +56,7 @@ from paywire.ledger.state import StateSource as StateSource
 from paywire.ledger.state import TransferState as TransferState
 from paywire.ledger.state import flags_from_bits as flags_from_bits
 from paywire.ledger.state import flags_to_bits as flags_to_bits
+from paywire.ledger.task_index import task_of
 from paywire.money import MAX_ATOMIC, format_atomic
 
 
@@ -274,6 +275,7 @@ class Engine(HoldRules):
             HoldState.PENDING if pending else None,
             None,
             limit_ids,
+            task_of(request.metadata),
         )
         data = encode_transfer(
             index,

@@ -24,6 +24,7 @@ from paywire.ledger.errors import (
 )
 from paywire.ledger.model import HoldState, JsonValue, NewTransfer, Transfer, TransferKind
 from paywire.ledger.state import AccountState, NewRecord, TransferState
+from paywire.ledger.task_index import task_of
 from paywire.money import MAX_ATOMIC, Amount, Asset, format_atomic
 
 _SETTLED_STATE = {
@@ -138,6 +139,9 @@ class HoldRules(LimitRules):
             log_index=self.next_index,
             fingerprint=fingerprint,
             pending_id=hold.id,
+            # An expire has no metadata, and a post or void need not repeat the tag: the
+            # hold's task keeps them in its books.
+            task=task_of(metadata) or hold.task,
         )
         entry = TransferEntry(
             index=self.next_index,

@@ -152,6 +152,12 @@ class LinkedBatchFailed(LedgerError):
         self.cause = cause
 
 
+class TooManyTransfers(LedgerError):
+    """A read that returns everything at once found more than its bound; read in pages."""
+
+    code = "too_many_transfers"
+
+
 class LedgerUnavailable(LedgerError):
     """The ledger is closed, overloaded, or its store failed; the request was not applied."""
 

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from paywire.ledger import task_index
 from paywire.ledger.engine import TransferState, public_transfer
-from paywire.ledger.entries import TransferEntry, decode_entry
-from paywire.ledger.errors import AccountNotFound, LimitNotFound, StoreCorrupt, TransferNotFound
+from paywire.ledger.entries import MalformedEntry, TransferEntry, decode_entry
+from paywire.ledger.errors import (
+    AccountNotFound,
+    LimitNotFound,
+    StoreCorrupt,
+    TooManyTransfers,
+    TransferNotFound,
+)
 from paywire.ledger.log import TransparencyLog, TreeHead
 from paywire.ledger.model import (
     Account,
@@ -21,7 +28,7 @@ from paywire.ledger.model import (
     LimitStatus,
     Transfer,
 )
-from paywire.ledger.store import DEFAULT_PAGE_ROWS, Store, StoreReader
+from paywire.ledger.store import DEFAULT_PAGE_ROWS, MAX_READ_ROWS, Store, StoreReader
 
 
 class LedgerReads:
@@ -98,6 +105,37 @@ class LedgerReads:
                 transfers.append(_read_transfer(reader, state))
         return transfers
 
+    def task_transfers(
+        self, task_id: str, *, after: int | None = None, limit: int = DEFAULT_PAGE_ROWS
+    ) -> list[Transfer]:
+        """A task's transfers, oldest first (log order), a page at a time (pass the last
+        one's `log_index` as `after`): those tagged ``metadata["task"] = task_id``, and
+        the posts, voids and expiries of its holds. An empty list for a task never seen."""
+        task = task_index.check_task_id(task_id)
+        task_index.check_page(after, limit)
+        with self.reader() as reader:
+            return _task_page(reader, task, after, limit)
+
+    def all_task_transfers(self, task_id: str) -> list[Transfer]:
+        """All of a task's transfers, oldest first, read in one snapshot; `TooManyTransfers`
+        past `task_index.MAX_TASK_TRANSFERS` (page with `task_transfers` then)."""
+        task = task_index.check_task_id(task_id)
+        bound = task_index.MAX_TASK_TRANSFERS
+        found: list[Transfer] = []
+        with self.reader() as reader:  # one snapshot: the pages join without a seam
+            while True:
+                want = min(MAX_READ_ROWS, bound + 1 - len(found))  # one past: to tell
+                after = found[-1].log_index if found else None
+                page = _task_page(reader, task, after, want)
+                found += page
+                if len(found) > bound:
+                    raise TooManyTransfers(
+                        f"task {task!r} has more than {bound} transfers; read them in pages "
+                        "with task_transfers(after=...)"
+                    )
+                if len(page) < want:
+                    return found
+
     def limit(self, limit_id: str) -> LimitStatus:
         """A spend limit and what it has used now (in its window ending now, or in all)."""
         with self.reader() as reader:
@@ -109,6 +147,23 @@ class LedgerReads:
     def head(self) -> TreeHead:
         """The log's current size and Merkle root (see `log` for proofs and checkpoints)."""
         return self.log.head()
+
+
+def _task_page(reader: StoreReader, task: str, after: int | None, limit: int) -> list[Transfer]:
+    rows = reader.task_transfers(task, after=after, limit=limit)
+    # One query for the accounts of the whole page (a transfer's asset is its account's).
+    accounts = reader.load_accounts(sorted({state.debit for state, _ in rows}))
+    transfers = []
+    for state, data in rows:
+        try:
+            entry = decode_entry(data)
+        except MalformedEntry as error:
+            raise StoreCorrupt(f"log entry {state.log_index}: {error}") from None
+        account = accounts.get(state.debit)
+        if not isinstance(entry, TransferEntry) or entry.id != state.id or account is None:
+            raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
+        transfers.append(public_transfer(state, entry, account.asset))
+    return transfers
 
 
 def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:

@@ -9,7 +9,8 @@ decimal text; all arithmetic happens in Python, inside the write transaction.
 
 The parts: the tables (`_sqlite_schema`), rows to states (`_sqlite_rows`), the snapshot
 reader (`_sqlite_read`), the write transaction (`_sqlite_write`), spend limits
-(`sqlite_limits`), and here the store with its connections.
+(`sqlite_limits`), the task index (`_sqlite_tasks`), and here the store with its
+connections.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from paywire.ledger import sqlite_limits
+from paywire.ledger import _sqlite_tasks, sqlite_limits
 from paywire.ledger._sqlite_read import MAX_SQL_PARAMS, SQLiteReader
 from paywire.ledger._sqlite_schema import _SCHEMA
 from paywire.ledger._sqlite_write import SQLiteWriteTransaction
@@ -92,7 +93,10 @@ class SQLiteStore:
                 version = db.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"
                 ).fetchone()
-                sqlite_limits.migrate(db, None if version is None else str(version[0]))
+                # Each step brings the store one version up, in this one transaction.
+                stored_version = None if version is None else str(version[0])
+                stored_version = sqlite_limits.migrate(db, stored_version)
+                _sqlite_tasks.migrate(db, stored_version)
                 db.executemany(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                     [("schema_version", str(SCHEMA_VERSION)), *meta.items()],

@@ -47,15 +47,17 @@ _LIMIT_COLUMNS = (
 _USAGE_COLUMNS = "limit_id, slot, bucket, used"
 
 
-def migrate(db: sqlite3.Connection, version: str | None) -> None:
-    """Bring a store of schema version 1 to this one, inside the caller's transaction (the
-    new tables exist already: `LIMITS_SCHEMA` is part of the schema script)."""
+def migrate(db: sqlite3.Connection, version: str | None) -> str | None:
+    """Bring a store of schema version 1 to version 2, inside the caller's transaction (the
+    new tables exist already: `LIMITS_SCHEMA` is part of the schema script); return the
+    version the store is at now."""
     if version != "1":
-        return
+        return version
     columns = {str(row[1]) for row in db.execute("PRAGMA table_info(transfers)")}
     if "limits" not in columns:
         db.execute("ALTER TABLE transfers ADD COLUMN limits TEXT")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    return "2"
 
 
 def _limit(row: tuple[object, ...], slots: dict[int, UsageSlot]) -> LimitState:

@@ -106,6 +106,9 @@ class TransferState:
     limits: tuple[str, ...] = ()
     """The spend limits a transfer or hold counts against (a hold's are given back the
     unposted amount when it is resolved)."""
+    task: str | None = None
+    """The task the transfer belongs to (see `task_index`): its own metadata's, or for a
+    post, void or expire without one, its hold's."""
 
 
 def limits_to_text(limits: tuple[str, ...]) -> str | None:

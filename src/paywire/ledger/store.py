@@ -22,10 +22,12 @@ from paywire.ledger.state import (
     UsageSlot,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped with every change to the tables; a store refuses a version it does not know,
 and brings an older one it knows up to date when it opens (version 2 added spend limits:
-the `limits` and `limit_usage` tables and the `transfers.limits` column)."""
+the `limits` and `limit_usage` tables and the `transfers.limits` column; version 3 added
+the task index: the `transfers.task` column and its index `transfers_task`, rebuilt from
+the log entries when a version 2 store opens)."""
 
 MAX_READ_ROWS = 10_000
 """Largest page a listing returns; callers page with `after`/`before`."""
@@ -133,6 +135,13 @@ class StoreReader(StateSource, Protocol):
         self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS
     ) -> list[int]:
         """Log indexes of transfers touching `account_id`, newest first."""
+        ...
+
+    def task_transfers(
+        self, task: str, *, after: int | None = None, limit: int = DEFAULT_PAGE_ROWS
+    ) -> list[tuple[TransferState, bytes]]:
+        """Transfers of `task` (see `task_index`) with log index past `after`, oldest
+        first, each with its log entry: from the task index, not a scan of the log."""
         ...
 
     def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:

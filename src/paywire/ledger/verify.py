@@ -2,8 +2,8 @@
 
 Runs the `Auditor` over the store's log (with its checkpoints at their sizes), then checks
 that what the store serves matches what the log says: every account's four counters, every
-transfer's index row and hold state, every spend limit's row and usage slots, every stored
-Merkle leaf and node, and the log head.
+transfer's index row, hold state and task (the task index), every spend limit's row and
+usage slots, every stored Merkle leaf and node, and the log head.
 All of it inside one snapshot, so a running ledger can be verified while it writes.
 """
 
@@ -112,6 +112,7 @@ def _same(stored: TransferState, state: TransferState) -> bool:
         stored.hold_state,
         stored.resolved_by,
         stored.limits,
+        stored.task,
     ) == (
         state.kind,
         state.debit,
@@ -123,6 +124,7 @@ def _same(stored: TransferState, state: TransferState) -> bool:
         state.hold_state,
         state.resolved_by,
         state.limits,
+        state.task,
     )
 
 

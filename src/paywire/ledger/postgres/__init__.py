@@ -7,8 +7,8 @@ that lock. Readers use REPEATABLE READ, READ ONLY transactions: one stable snaps
 
 The parts: the tables and the SQL text (`_sql`), URLs and password scrubbing (`_url`), the
 session set-up of a connection (`_connection`), rows to states (`_rows`), the snapshot
-reader (`_read`), the write transaction and what a batch costs (`_write`), and the store
-with its connections (`_store`).
+reader (`_read`), the task index's read and rebuild (`_tasks`), the write transaction
+and what a batch costs (`_write`), and the store with its connections (`_store`).
 """
 
 # ruff: noqa: E402 (the tunables come first: the parts read them from this module)

@@ -16,6 +16,7 @@ from paywire.ledger.postgres._sql import (
     _LOAD_LIMITS,
     _TRANSFER_COLUMNS,
 )
+from paywire.ledger.postgres._tasks import task_page
 from paywire.ledger.state import AccountState, LimitState, TransferState
 from paywire.ledger.store import DEFAULT_PAGE_ROWS, MAX_READ_ROWS, LogHead, StoredCheckpoint
 
@@ -173,6 +174,11 @@ class PostgresReader(_Reads):
             {"a": account_id, "b": bound, "n": limit},
         )
         return [int(row[0]) for row in rows]
+
+    def task_transfers(
+        self, task: str, *, after: int | None = None, limit: int = DEFAULT_PAGE_ROWS
+    ) -> list[tuple[TransferState, bytes]]:
+        return task_page(self._db, task, after, limit)
 
     def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         while start < end:

@@ -59,9 +59,8 @@ def _account(row: Sequence[Any]) -> AccountState:
 
 
 def _transfer(row: Sequence[Any]) -> TransferState:
-    (tid, kind, debit, credit, amount, asset, code, ts, index, fp, pid, expires, state, by, lim) = (
-        row
-    )
+    (tid, kind, debit, credit, amount, asset, code, ts, index, fp) = row[:10]
+    (pid, expires, state, by, lim, task) = row[10:16]  # a read may add columns after
     return TransferState(
         id=tid,
         kind=_TRANSFER_KINDS[kind],
@@ -78,6 +77,7 @@ def _transfer(row: Sequence[Any]) -> TransferState:
         hold_state=None if state is None else _HOLD_STATES[state],
         resolved_by=by,
         limits=limits_from_text(lim),
+        task=task,
     )
 
 

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     resolved_by TEXT COLLATE "C",
     timestamp BIGINT NOT NULL,
     fingerprint BYTEA NOT NULL,
-    limits TEXT COLLATE "C"
+    limits TEXT COLLATE "C",
+    task TEXT COLLATE "C"
 );
 CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit, log_index);
 CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit, log_index);
@@ -105,7 +106,12 @@ CREATE TABLE IF NOT EXISTS limit_usage (
     PRIMARY KEY (limit_id, slot)
 );
 """
-_SCHEMA += _LIMITS_SCHEMA
+_TASK_INDEX = """
+CREATE INDEX IF NOT EXISTS transfers_task ON transfers (task, log_index)
+    WHERE task IS NOT NULL;
+"""
+"""The task index (see `paywire.ledger.task_index`): only tagged transfers take room."""
+_SCHEMA += _LIMITS_SCHEMA + _TASK_INDEX
 
 _MIGRATE_FROM_1 = (
     'ALTER TABLE transfers ADD COLUMN IF NOT EXISTS limits TEXT COLLATE "C";'  # noqa: S608
@@ -120,7 +126,7 @@ _ACCOUNT_COLUMNS = (
 )
 _TRANSFER_COLUMNS = (
     "id, kind, debit, credit, amount, asset, code, timestamp, log_index, fingerprint, "
-    "pending_id, expires_at, hold_state, resolved_by, limits"
+    "pending_id, expires_at, hold_state, resolved_by, limits, task"
 )
 _LIMIT_COLUMNS = (
     "id, asset, decimals, cap, window_s, metadata, closed, used_total, log_index, timestamp, "
@@ -214,10 +220,10 @@ _TRANSFERS = _Table(
     _TRANSFER_COLUMNS,
     (
         *("text", "text", "text", "text", "numeric", "text", "int4", "int8", "int8", "bytea"),
-        *("text", "int8", "text", "text", "text"),
+        *("text", "int8", "text", "text", "text", "text"),
     ),
-    # pending_id, expires_at, hold_state, resolved_by, limits
-    nullable=frozenset({10, 11, 12, 13, 14}),
+    # pending_id, expires_at, hold_state, resolved_by, limits, task (never empty)
+    nullable=frozenset({10, 11, 12, 13, 14, 15}),
 )
 _LIMITS = _Table(
     "limits",

@@ -21,6 +21,7 @@ from paywire.ledger.postgres._connection import (
 )
 from paywire.ledger.postgres._read import PostgresReader
 from paywire.ledger.postgres._sql import _MIGRATE_FROM_1, _SCHEMA
+from paywire.ledger.postgres._tasks import migrate_from_2
 from paywire.ledger.postgres._url import _parse_url, _Scrubber
 from paywire.ledger.postgres._write import PostgresWriteTransaction
 from paywire.ledger.store import SCHEMA_VERSION
@@ -189,9 +190,13 @@ class PostgresStore:
         if exists is None or not exists[0]:
             db.execute(_SCHEMA)  # no parameters: one simple-protocol message
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        # Each step brings the store one version up, in this one transaction.
         if version is not None and version[0] == "1":  # a store from before spend limits
             db.execute(_MIGRATE_FROM_1)
-            version = (str(SCHEMA_VERSION),)
+            version = ("2",)
+        if version is not None and version[0] == "2":  # from before the task index
+            migrate_from_2(db)
+            version = ("3",)
         if version is None or version[0] == str(SCHEMA_VERSION):  # never touch another's
             with db.cursor() as cursor:
                 cursor.executemany(

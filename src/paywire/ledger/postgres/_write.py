@@ -218,6 +218,7 @@ class PostgresWriteTransaction(_Reads):
                         None if t.hold_state is None else str(t.hold_state),
                         t.resolved_by,
                         limits_to_text(t.limits),
+                        t.task,
                     )
                     for t in new_transfers
                 ],

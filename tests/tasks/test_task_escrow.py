@@ -23,10 +23,12 @@ from paywire.ledger import (
 from paywire.ledger.names import wallet_account_id
 from paywire.money import USDC
 from paywire.tasks import (
-    DISPUTE_WINDOW_S,
+    REVIEW_WINDOW_S,
+    SWEEP_WINDOW_S,
     AgentNotAllowed,
     DeadlinePassed,
     InvalidTask,
+    Task,
     TaskBook,
     TaskClosed,
     TaskError,
@@ -45,6 +47,10 @@ CAROL = parse_address("0x" + "d4" * 20)
 STRANGER = parse_address("0x" + "e5" * 20)
 FEES = "operator:fees:USDC"
 FUNDED = 10_000_000
+
+
+def digests(task: Task) -> dict[str, str]:
+    return {agent: delivery.result_digest for agent, delivery in task.deliveries.items()}
 
 
 def wallet(address: str) -> str:
@@ -87,10 +93,11 @@ def test_post_take_deliver_accept(book: TaskBook, ledger: Ledger) -> None:
     assert available(ledger, PRINCIPAL) == FUNDED - 1_000_000
     assert ledger.balance("task:t1:escrow").credits_pending == 1_000_000
     held = ledger.transfer("task:t1:hold")
-    assert held.timeout_s == 3600 + DISPUTE_WINDOW_S and held.metadata["task"] == "t1"
+    assert held.timeout_s == 3600 + REVIEW_WINDOW_S + SWEEP_WINDOW_S
+    assert held.metadata["task"] == "t1"
     assert book.take("t1", ALICE.lower()).state is TaskState.TAKEN
     task = book.deliver("t1", ALICE, "sha256:abc")
-    assert task.state is TaskState.DELIVERED and task.deliveries == {ALICE: "sha256:abc"}
+    assert task.state is TaskState.DELIVERED and digests(task) == {ALICE: "sha256:abc"}
     done = book.accept(
         "t1", {ALICE: 3, BOB: 1}, expenses={ALICE: USD(50_000)}, fee=(FEES, USD(20_000))
     )
@@ -217,7 +224,7 @@ def test_only_allowed_agents_who_took(book: TaskBook) -> None:
         book.accept("t1", {ALICE: 1})  # nothing delivered yet
     book.take("t1", BOB)
     book.deliver("t1", BOB, "d")
-    assert book.deliver("t1", BOB, "d").deliveries == {BOB: "d"}
+    assert digests(book.deliver("t1", BOB, "d")) == {BOB: "d"}
     with pytest.raises(TaskError):
         book.deliver("t1", BOB, "other")
     assert book.task("t1").takers == (BOB,)
@@ -235,7 +242,7 @@ def test_deadline_passed_refuses_delivery(book: TaskBook, ledger: Ledger, clock:
 
 def test_expiry_refunds(book: TaskBook, ledger: Ledger, clock: FakeClock) -> None:
     delivered_task(book)
-    clock.advance(3600 + DISPUTE_WINDOW_S + 1)
+    clock.advance(3600 + REVIEW_WINDOW_S + SWEEP_WINDOW_S + 1)
     ledger.expire_due()
     assert book.task("t1").state is TaskState.EXPIRED
     assert available(ledger, PRINCIPAL) == FUNDED and posted(ledger, wallet(PRINCIPAL)) == FUNDED

@@ -1,45 +1,49 @@
-"""`TaskBook`: task escrow on the ledger (post, take, deliver, accept, reject, cancel).
+"""`TaskBook`: tasks on the ledger (post, take, deliver, decide, accept, release, dispute,
+reject, cancel, expire) and their books.
 
 Money: posting a task holds its budget from the principal's wallet account in the task's
-escrow account, with timeout deadline + `DISPUTE_WINDOW_S`, so a task nobody settles
-refunds itself when the ledger expires the hold. Settling a task is one linked batch
-(all or nothing): a post of exactly what is paid out from the hold (the rest goes back to
-the principal, released by the partial post) and then one transfer out of the escrow
-account per payee; or, when nothing is paid, a void of the hold. The closing transfer's id
-is ``task:<id>:accept`` (or ``:reject``, ``:cancel``), so a retry of the same settlement
-replays it, and any other settlement of a settled task is refused (`TaskClosed`).
+escrow account (see `paywire.tasks.model` for the names and the windows), so a task nobody
+settles refunds itself when the ledger expires the hold. Settling is one linked batch (see
+`paywire.tasks._settle`). Agents pay for their work from their own wallets under the task
+mandate they took the task with; settling reimburses that spending from the escrow (read
+off the ledger, see `paywire.tasks.books`), then pays the reward by the agreed shares and
+the operator's fee, and releases the rest to the principal.
 
 Every transfer the book writes carries ``{"task": <id>}`` in its metadata.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from paywire.crypto.keys import parse_address
 from paywire.ledger import (
     AccountKind,
-    AccountNotFound,
-    HoldState,
     IdempotencyConflict,
     Ledger,
+    LedgerError,
     NewAccount,
-    NewTransfer,
     Transfer,
     TransferCode,
-    TransferNotFound,
     hold,
-    post,
-    transfer,
-    void,
 )
 from paywire.ledger.model import MAX_TIMEOUT_S, NS_PER_S, JsonValue
 from paywire.ledger.names import wallet_account_id
+from paywire.mandate import MandateChain, SignedMandate
 from paywire.money import Amount
+from paywire.tasks import _settle
+from paywire.tasks._records import open_record, read_task
+from paywire.tasks.books import TaskBooks, read_books
+from paywire.tasks.checks import JudgeLLM, SignedApproval, check_from_json
+from paywire.tasks.mandates import check_task_mandate
 from paywire.tasks.model import (
-    DISPUTE_WINDOW_S,
+    MAX_CHECK_JSON_BYTES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_DISPUTE_WINDOW_S,
+    REVIEW_WINDOW_S,
+    SWEEP_WINDOW_S,
     AgentNotAllowed,
     DeadlinePassed,
     InvalidTask,
@@ -47,31 +51,41 @@ from paywire.tasks.model import (
     TaskClosed,
     TaskDocument,
     TaskError,
-    TaskNotFound,
     TaskState,
+    accepting_record_id,
     check_task_id,
     deliver_record_id,
+    dispute_record_id,
     escrow_account_id,
     hold_id,
-    settle_id,
     take_record_id,
 )
 from paywire.tasks.splits import normalize_addresses, split_reward
+
+if TYPE_CHECKING:
+    from paywire.tasks.decide import Decision
 
 MAX_AGENTS = 32
 """Agents one task may allow (the task document must fit the hold's metadata)."""
 
 MAX_DIGEST_CHARS = 128
 
-_CLOSED_BY = {"accept": TaskState.ACCEPTED, "reject": TaskState.REJECTED}
+MAX_LISTED_TASKS = 10_000
+"""Tasks `TaskBook.tasks` reads at most (page the ledger's accounts for more)."""
 
-Payout = tuple[str, Amount, int, str]
-"""(credit account id, amount, transfer code, label for the transfer id)."""
+_OPEN = (TaskState.OPEN, TaskState.TAKEN, TaskState.DELIVERED)
+_SETTLED = (TaskState.ACCEPTED, TaskState.REJECTED, TaskState.CANCELLED, TaskState.EXPIRED)
+
+
+class CheckSpec(Protocol):
+    """An acceptance check as the task document stores it (see `paywire.tasks.checks`)."""
+
+    def to_json(self) -> dict[str, JsonValue]: ...
 
 
 class TaskBook:
-    """Task escrow over a `Ledger`. Holds no state of its own: every task is read back
-    from the ledger, so any number of books (processes) may share one ledger."""
+    """Tasks over a `Ledger`. Holds no state of its own: every task is read back from
+    the ledger, so any number of books (processes) may share one ledger."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -87,23 +101,23 @@ class TaskBook:
         allowed_agents: Sequence[str],
         description: str,
         reward: Amount | None = None,
+        *,
+        check: CheckSpec | Mapping[str, JsonValue] | None = None,
+        dispute_window_s: int = 0,
     ) -> Task:
         """Post a task: hold `budget` from the principal's wallet in the task's escrow.
 
         `reward` (default: the whole budget) is what `accept` splits among contributors;
-        the rest of the budget covers expenses and the operator's fee. Posting the same
-        task again returns it; other terms under the same id: `IdempotencyConflict`.
+        the rest of the budget (the *allowance*) covers expenses and the operator's fee.
+        `check` decides deliveries (`decide`); `dispute_window_s` delays an acceptance's
+        release. Posting the same task again returns it; other terms under the same id:
+        `IdempotencyConflict`.
         """
         check_task_id(task_id)
         principal = parse_address(principal_address)
-        if (
-            not isinstance(deadline_s, int)
-            or isinstance(deadline_s, bool)
-            or not 0 < deadline_s <= MAX_TIMEOUT_S - DISPUTE_WINDOW_S
-        ):
-            raise InvalidTask(
-                f"deadline_s must be whole seconds from 1 to {MAX_TIMEOUT_S - DISPUTE_WINDOW_S}"
-            )
+        _check_seconds(dispute_window_s, "dispute_window_s", 0, MAX_DISPUTE_WINDOW_S)
+        longest = MAX_TIMEOUT_S - REVIEW_WINDOW_S - SWEEP_WINDOW_S - dispute_window_s
+        _check_seconds(deadline_s, "deadline_s", 1, longest)
         agents = tuple(normalize_addresses(dict.fromkeys(allowed_agents), "allowed_agents"))
         if not 0 < len(agents) <= MAX_AGENTS:
             raise InvalidTask(f"a task allows 1 to {MAX_AGENTS} agents")
@@ -112,81 +126,110 @@ class TaskBook:
             raise InvalidTask(
                 "the reward must be more than zero and at most the budget, same asset"
             )
-        if not isinstance(description, str):
-            raise InvalidTask("the description is text")
-        document = TaskDocument(principal, description, deadline_s, agents, reward)
+        if not isinstance(description, str) or not 0 < len(description) <= MAX_DESCRIPTION_CHARS:
+            raise InvalidTask(f"the description is 1-{MAX_DESCRIPTION_CHARS} characters of text")
+        document = TaskDocument(
+            principal,
+            description,
+            deadline_s,
+            agents,
+            reward,
+            check=_check_json(check),
+            dispute_window_s=dispute_window_s,
+        )
         escrow = escrow_account_id(task_id)
-        self.ledger.open_account(
-            NewAccount(
-                escrow,
-                budget.asset,
-                AccountKind.ESCROW,
-                owner=principal,
-                metadata={"task": task_id},
+        try:
+            self.ledger.open_account(
+                NewAccount(
+                    escrow,
+                    budget.asset,
+                    AccountKind.ESCROW,
+                    owner=principal,
+                    metadata={"task": task_id},
+                )
             )
-        )
-        self.ledger.submit(
-            hold(
-                hold_id(task_id),
-                wallet_account_id(principal, budget.asset.code),
-                escrow,
-                budget,
-                timeout_s=deadline_s + DISPUTE_WINDOW_S,
-                code=TransferCode.ESCROW,
-                metadata={"task": task_id, "doc": document.to_json()},
+            self.ledger.submit(
+                hold(
+                    hold_id(task_id),
+                    wallet_account_id(principal, budget.asset.code),
+                    escrow,
+                    budget,
+                    timeout_s=document.timeout_s,
+                    code=TransferCode.ESCROW,
+                    metadata={"task": task_id, "doc": document.to_json()},
+                )
             )
-        )
+        except LedgerError as error:
+            if error.code in ("invalid_input", "invalid_metadata"):
+                raise InvalidTask(
+                    f"the ledger refused the task ({error}); shorten the description or "
+                    "the check, or allow fewer agents"
+                ) from None
+            raise
         return self.task(task_id)
 
     def task(self, task_id: str) -> Task:
         """The task as the ledger has it now."""
-        check_task_id(task_id)
-        try:
-            status = self.ledger.hold_status(hold_id(task_id))
-        except TransferNotFound:
-            raise TaskNotFound(f"there is no task {task_id!r}") from None
-        held = status.transfer
-        document = TaskDocument.from_json(held.metadata.get("doc"), held.amount)
-        takers: list[str] = []
-        deliveries: dict[str, str] = {}
-        for index, agent in enumerate(document.agents):
-            if self._record(take_record_id(task_id, index)) is not None:
-                takers.append(agent)
-            delivered = self._record(deliver_record_id(task_id, index))
-            if delivered is not None:
-                deliveries[agent] = str(delivered.get("result_digest"))
-        if status.state is HoldState.PENDING:
-            state = (
-                TaskState.DELIVERED if deliveries else TaskState.TAKEN if takers else TaskState.OPEN
+        return read_task(self.ledger, task_id)
+
+    def tasks(self, *, principal: str | None = None, agent: str | None = None) -> list[Task]:
+        """Tasks posted by `principal`, or that `agent` took, or all (oldest id first)."""
+        who = principal if principal is not None else agent
+        owner = parse_address(who) if who is not None else None
+        suffix = ":escrow" if agent is None else None
+        ids: list[str] = []
+        after: str | None = None
+        while len(ids) < MAX_LISTED_TASKS:
+            page = self.ledger.accounts(
+                kind=AccountKind.ESCROW, owner=owner, after=after, limit=500
             )
-        elif status.state is HoldState.EXPIRED:
-            state = TaskState.EXPIRED
-        else:
-            verb = (status.resolved_by or "").rsplit(":", 1)[-1]
-            state = _CLOSED_BY.get(verb, TaskState.CANCELLED)
-        return Task(
-            id=task_id,
-            document=document,
-            budget=held.amount,
-            posted_at=held.timestamp,
-            deadline_at=held.timestamp + document.deadline_s * NS_PER_S,
-            state=state,
-            takers=tuple(takers),
-            deliveries=deliveries,
-        )
+            if not page:
+                break
+            after = page[-1].id
+            for account in page:
+                task_id = account.metadata.get("task")
+                if not isinstance(task_id, str):
+                    continue
+                kind = account.id.removeprefix(f"task:{task_id}:")
+                if (suffix and kind == "escrow") or (suffix is None and kind.startswith("take:")):
+                    ids.append(task_id)
+        return [self.task(task_id) for task_id in dict.fromkeys(ids)]
+
+    def books(self, task_id: str) -> TaskBooks:
+        """The task's books: budget, spending by provider and payer, AI tokens by model,
+        shares, expenses, fee, refund, margin (see `paywire.tasks.books`)."""
+        task = self.task(task_id)
+        return read_books(task, self.ledger.all_task_transfers(task_id))
 
     # ----- agents ----------------------------------------------------------------------
 
-    def take(self, task_id: str, agent_address: str) -> Task:
-        """An allowed agent takes the task (again: no change), before the deadline."""
+    def take(
+        self, task_id: str, agent_address: str, mandate: SignedMandate | MandateChain | None = None
+    ) -> Task:
+        """An allowed agent takes the task, before the deadline; with the task mandate the
+        principal signed for it (`issue_task_mandate`), its spending under that mandate is
+        reimbursed when the task settles. Taking again: no change."""
         task = self._open_task(task_id)
         agent, index = _agent_index(task, agent_address)
-        self._open_record(task, take_record_id(task_id, index), agent, {"event": "take"})
-        return self.task(task_id)
+        fields: dict[str, JsonValue] = {"event": "take"}
+        if mandate is not None:
+            fields["mandate"] = check_task_mandate(task, agent, mandate)
+        try:
+            open_record(self.ledger, task, take_record_id(task_id, index), agent, fields)
+        except IdempotencyConflict:
+            raise TaskError(f"{agent} already took {task_id!r} with another mandate") from None
+        return self._recorded(task_id, agent, "take")
 
-    def deliver(self, task_id: str, agent_address: str, result_digest: str) -> Task:
+    def deliver(
+        self,
+        task_id: str,
+        agent_address: str,
+        result_digest: str,
+        shares: Mapping[str, int] | None = None,
+    ) -> Task:
         """An agent who took the task delivers, before the deadline: one result per agent
-        (the same digest again: no change; another: refused)."""
+        (the same again: no change; another: refused). `shares` proposes how the reward is
+        split among the contributors (whole parts by address; default: all to the agent)."""
         if (
             not isinstance(result_digest, str)
             or not 0 < len(result_digest) <= MAX_DIGEST_CHARS
@@ -197,131 +240,199 @@ class TaskBook:
         agent, index = _agent_index(task, agent_address)
         if agent not in task.takers:
             raise AgentNotAllowed(f"{agent} has not taken task {task_id!r}")
-        record: dict[str, JsonValue] = {"event": "deliver", "result_digest": result_digest}
+        fields: dict[str, JsonValue] = {"event": "deliver", "result_digest": result_digest}
+        if shares:
+            split_reward(task.document.reward, shares)  # refused now, not at settlement
+            fields["shares"] = {
+                address: part
+                for address, part in normalize_addresses(shares, "shares").items()
+                if isinstance(part, int)
+            }
         try:
-            self._open_record(task, deliver_record_id(task_id, index), agent, record)
+            open_record(self.ledger, task, deliver_record_id(task_id, index), agent, fields)
         except IdempotencyConflict:
             raise TaskError(f"{agent} already delivered another result for {task_id!r}") from None
-        return self.task(task_id)
+        return self._recorded(task_id, agent, "deliver")
 
     # ----- settling --------------------------------------------------------------------
 
     def accept(
         self,
         task_id: str,
-        splits: Mapping[str, int | Amount],
-        expenses: Mapping[str, Amount] | None = None,
+        splits: Mapping[str, int | Amount] | None = None,
+        expenses: Mapping[str, Amount | int] | None = None,
         fee: tuple[str, Amount] | None = None,
     ) -> list[Transfer]:
-        """Pay the reward out by `splits` (see `paywire.tasks.splits`), reimburse
-        `expenses` to their addresses' wallets, pay `fee` to its account; release the
-        rest of the budget to the principal. One linked batch: all of it or nothing."""
+        """Accept the delivery: reimburse `expenses` (default: the spending under the task's
+        mandates, from the ledger), pay the reward by `splits` (default: the delivery's
+        proposed shares) and `fee` to its account, release the rest to the principal, in
+        one linked batch. With a dispute window, the payouts are recorded now and paid by
+        `release` when the window ends (returns no transfers)."""
         task = self.task(task_id)
-        asset = task.budget.asset
-        payouts: list[Payout] = [
-            (wallet_account_id(address, asset.code), share, TransferCode.RELEASE, f"share:{n}")
-            for n, (address, share) in enumerate(split_reward(task.document.reward, splits).items())
-            if share.atomic > 0
-        ]
-        payouts += self._expense_payouts(task, expenses)
-        if fee is not None:
-            account, amount = fee
-            _check_amount(task, amount, "the fee")
-            payouts.append((account, amount, TransferCode.FEE, "fee"))
-        if task.state is TaskState.OPEN or task.state is TaskState.TAKEN:
+        if task.state in (TaskState.OPEN, TaskState.TAKEN):
             raise TaskError(f"task {task_id!r} has no delivery to accept")
-        return self._settle(task, "accept", payouts)
+        if task.state in _SETTLED and task.state is not TaskState.ACCEPTED:
+            raise TaskClosed(f"task {task_id!r} is already {task.state}")
+        payouts = self._reimbursements(task, expenses)
+        payouts += _settle.share_payouts(task, self._splits(task, splits))
+        if fee is not None:
+            payouts.append(_settle.fee_payout(task, fee))
+        _settle.check_total(task, payouts)
+        if task.state in (TaskState.DELIVERED, TaskState.DISPUTED):
+            self._check_review_window(task)
+        if task.document.dispute_window_s and task.state in (
+            TaskState.DELIVERED,
+            TaskState.RELEASING,
+        ):
+            return self._record_acceptance(task, payouts)
+        return _settle.settle(self.ledger, task, "accept", payouts)
 
-    def reject(self, task_id: str, expenses: Mapping[str, Amount] | None = None) -> list[Transfer]:
-        """Refuse the delivery: refund the budget to the principal, less `expenses`
-        (reimbursed to their addresses' wallets in the same linked batch)."""
+    def release(self, task_id: str) -> list[Transfer]:
+        """Pay out an acceptance whose dispute window has ended (idempotent)."""
         task = self.task(task_id)
-        return self._settle(task, "reject", self._expense_payouts(task, expenses))
+        if task.state is TaskState.ACCEPTED:
+            return [self.ledger.transfer(f"task:{task_id}:accept")]
+        if task.state is not TaskState.RELEASING or task.accepting is None:
+            raise TaskError(f"task {task_id!r} has no acceptance to release (it is {task.state})")
+        release_at = int(str(task.accepting.get("release_at")))
+        if self.ledger.clock() < release_at:
+            raise TaskError(f"task {task_id!r} is in its dispute window until {release_at} (ns)")
+        payouts = _settle.payouts_from_json(task.accepting.get("payouts"))
+        return _settle.settle(self.ledger, task, "accept", payouts)
 
-    def cancel(self, task_id: str, expenses: Mapping[str, Amount] | None = None) -> list[Transfer]:
-        """Withdraw the task: as `reject`, recorded as a cancellation (``:cancel``)."""
+    def dispute(self, task_id: str, by_address: str, reason: str) -> Task:
+        """Dispute a pending acceptance within its window (the principal, or anyone it
+        pays): nothing is released; the principal accepts again or rejects."""
         task = self.task(task_id)
-        return self._settle(task, "cancel", self._expense_payouts(task, expenses))
-
-    def _expense_payouts(self, task: Task, expenses: Mapping[str, Amount] | None) -> list[Payout]:
-        out: list[Payout] = []
-        checked = normalize_addresses(expenses or {}, "expenses")
-        for n, address in enumerate(sorted(checked)):
-            amount = checked[address]
-            assert isinstance(amount, Amount)
-            _check_amount(task, amount, f"the expense of {address}")
-            account = wallet_account_id(address, task.budget.asset.code)
-            out.append((account, amount, TransferCode.RELEASE, f"expense:{n}"))
-        return out
-
-    def _settle(self, task: Task, verb: str, payouts: list[Payout]) -> list[Transfer]:
-        closing = settle_id(task.id, verb)
-        total = sum(amount.atomic for _, amount, _, _ in payouts)
-        if total > task.budget.atomic:
-            raise InvalidTask(f"the payouts ({total}) exceed the budget ({task.budget.atomic})")
-        terms = _terms_digest(payouts)
-        tag: dict[str, JsonValue] = {"task": task.id, "terms": terms}
+        if task.state is not TaskState.RELEASING or task.accepting is None:
+            raise TaskError(f"task {task_id!r} has no acceptance to dispute (it is {task.state})")
+        by = parse_address(by_address)
+        payees = {
+            str(row[0]).split(":")[0]
+            for row in _settle.payouts_from_json(task.accepting.get("payouts"))
+        }
+        if by != task.document.principal and by not in payees:
+            raise AgentNotAllowed(f"{by} is neither the principal nor paid by task {task_id!r}")
+        if self.ledger.clock() >= int(str(task.accepting.get("release_at"))):
+            raise DeadlinePassed(f"the dispute window of task {task_id!r} has ended")
+        if not isinstance(reason, str) or not 0 < len(reason) <= MAX_DESCRIPTION_CHARS:
+            raise InvalidTask(f"a dispute gives a reason of 1-{MAX_DESCRIPTION_CHARS} characters")
+        fields: dict[str, JsonValue] = {"event": "dispute", "by": by, "reason": reason}
         try:
-            status = self.ledger.hold_status(hold_id(task.id))
-        except TransferNotFound:
-            raise TaskNotFound(f"there is no task {task.id!r}") from None
-        if status.state is not HoldState.PENDING:
-            if status.resolved_by != closing:
-                raise TaskClosed(f"task {task.id!r} is already {task.state}")
-            previous = self.ledger.transfer(closing)
-            if previous.metadata.get("terms") != terms:
-                raise TaskClosed(f"task {task.id!r} was already {task.state} on other terms")
-        if not payouts:
-            return [self.ledger.submit(void(closing, hold_id(task.id), metadata=tag))]
-        requests: list[NewTransfer] = [
-            post(
-                closing,
-                hold_id(task.id),
-                task.budget.asset.atomic(total),
-                metadata=tag,
-            )
-        ]
-        requests += [
-            transfer(
-                f"{closing}:{label}",
-                escrow_account_id(task.id),
-                account,
-                amount,
-                code=code,
-                metadata={"task": task.id},
-            )
-            for account, amount, code, label in payouts
-        ]
-        return self.ledger.submit_linked(requests)
+            open_record(self.ledger, task, dispute_record_id(task_id), by, fields)
+        except IdempotencyConflict:
+            raise TaskError(f"task {task_id!r} was already disputed") from None
+        return self.task(task_id)
+
+    def reject(
+        self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
+    ) -> list[Transfer]:
+        """Refuse the delivery: refund the budget to the principal, less the expenses
+        (default: the spending under the task's mandates), in one linked batch."""
+        return self._refund(task_id, "reject", expenses)
+
+    def cancel(
+        self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
+    ) -> list[Transfer]:
+        """Withdraw the task: as `reject`, recorded as a cancellation (``:cancel``)."""
+        return self._refund(task_id, "cancel", expenses)
+
+    async def decide(
+        self,
+        task_id: str,
+        result: str,
+        *,
+        llm: JudgeLLM | None = None,
+        approval: SignedApproval | None = None,
+        fee: tuple[str, Amount] | None = None,
+    ) -> Decision:
+        """Run the task's acceptance check on the delivered `result` and settle by the
+        verdict (see `paywire.tasks.decide`); `CheckUndecided`: nothing moved."""
+        from paywire.tasks.decide import decide
+
+        return await decide(self, task_id, result, llm=llm, approval=approval, fee=fee)
+
+    def expire(self, task_id: str) -> list[Transfer]:
+        """Settle a task whose review window ended without a decision: expenses
+        reimbursed, the rest refunded. (If nobody does, the ledger's expiry of the escrow
+        hold refunds the principal in full at the end of the sweep window.)"""
+        task = self.task(task_id)
+        if task.state is TaskState.RELEASING:
+            raise TaskError(f"task {task_id!r} was accepted: release it instead")
+        if task.state not in _SETTLED and self.ledger.clock() <= task.review_end_at:
+            raise TaskError(f"task {task_id!r} is still in its review window")
+        return self._refund(task_id, "expire", None)
 
     # ----- helpers ---------------------------------------------------------------------
 
+    def _refund(
+        self, task_id: str, verb: str, expenses: Mapping[str, Amount | int] | None
+    ) -> list[Transfer]:
+        task = self.task(task_id)
+        return _settle.settle(self.ledger, task, verb, self._reimbursements(task, expenses))
+
+    def _reimbursements(
+        self, task: Task, expenses: Mapping[str, Amount | int] | None
+    ) -> list[_settle.Payout]:
+        if expenses is None:
+            expenses = read_books(task, self.ledger.all_task_transfers(task.id)).reimbursable()
+        return _settle.expense_payouts(task, expenses)
+
+    def _splits(
+        self, task: Task, splits: Mapping[str, int | Amount] | None
+    ) -> Mapping[str, int | Amount]:
+        if splits is not None:
+            return splits
+        if len(task.deliveries) != 1:
+            raise InvalidTask(
+                f"task {task.id!r} has {len(task.deliveries)} deliveries: give the splits"
+            )
+        (delivery,) = task.deliveries.values()
+        return dict(delivery.shares) or {delivery.agent: 1}
+
+    def _record_acceptance(self, task: Task, payouts: list[_settle.Payout]) -> list[Transfer]:
+        terms = _settle.terms_digest(payouts)
+        if task.accepting is not None:
+            if task.accepting.get("terms") != terms:
+                raise TaskClosed(f"task {task.id!r} was already accepted on other terms")
+            return []
+        release_at = self.ledger.clock() + task.document.dispute_window_s * NS_PER_S
+        fields: dict[str, JsonValue] = {
+            "event": "accept",
+            "terms": terms,
+            "release_at": str(release_at),
+            "payouts": _settle.payouts_to_json(payouts),
+        }
+        try:
+            open_record(
+                self.ledger, task, accepting_record_id(task.id), task.document.principal, fields
+            )
+        except IdempotencyConflict:
+            raise TaskClosed(f"task {task.id!r} was already accepted on other terms") from None
+        return []
+
+    def _check_review_window(self, task: Task) -> None:
+        if self.ledger.clock() > task.review_end_at:
+            raise DeadlinePassed(
+                f"the review window of task {task.id!r} has ended: it can only expire now"
+            )
+
     def _open_task(self, task_id: str) -> Task:
         task = self.task(task_id)
-        if task.state not in (TaskState.OPEN, TaskState.TAKEN, TaskState.DELIVERED):
+        if task.state not in _OPEN:
             raise TaskClosed(f"task {task_id!r} is {task.state}")
         if self.ledger.clock() > task.deadline_at:
             raise DeadlinePassed(f"the deadline of task {task_id!r} has passed")
         return task
 
-    def _open_record(
-        self, task: Task, record_id: str, agent: str, fields: dict[str, JsonValue]
-    ) -> None:
-        self.ledger.open_account(
-            NewAccount(
-                record_id,
-                task.budget.asset,
-                AccountKind.ESCROW,
-                owner=agent,
-                metadata={"task": task.id} | fields,
-            )
-        )
-
-    def _record(self, record_id: str) -> Mapping[str, JsonValue] | None:
-        try:
-            return self.ledger.account(record_id).metadata
-        except AccountNotFound:
-            return None
+    def _recorded(self, task_id: str, agent: str, what: str) -> Task:
+        """The task after a record write; a record stamped after the deadline (the ledger's
+        clock decides, at the write) does not count."""
+        task = self.task(task_id)
+        counted = agent in (task.takers if what == "take" else task.deliveries)
+        if not counted:
+            raise DeadlinePassed(f"the deadline of task {task_id!r} passed before the {what}")
+        return task
 
 
 def _agent_index(task: Task, agent_address: str) -> tuple[str, int]:
@@ -331,12 +442,16 @@ def _agent_index(task: Task, agent_address: str) -> tuple[str, int]:
     return agent, task.document.agents.index(agent)
 
 
-def _check_amount(task: Task, amount: Amount, what: str) -> None:
-    if not isinstance(amount, Amount) or amount.asset != task.budget.asset or amount.atomic <= 0:
-        raise InvalidTask(f"{what} must be a positive amount of {task.budget.asset.code}")
+def _check_seconds(value: object, name: str, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidTask(f"{name} must be whole seconds from {low} to {high}")
 
 
-def _terms_digest(payouts: list[Payout]) -> str:
-    """What identifies a settlement, so a retry replays it and other terms are refused."""
-    rows = [[account, str(amount.atomic), code, label] for account, amount, code, label in payouts]
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+def _check_json(check: CheckSpec | Mapping[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    if check is None:
+        return None
+    data = dict(check) if isinstance(check, Mapping) else check.to_json()
+    data = check_from_json(data).to_json()  # strict: a check that cannot be built is refused
+    if len(json.dumps(data, separators=(",", ":"))) > MAX_CHECK_JSON_BYTES:
+        raise InvalidTask(f"the acceptance check's JSON is over {MAX_CHECK_JSON_BYTES} bytes")
+    return data

@@ -2,27 +2,46 @@
 
 A task's money is one hold, ``task:<id>:hold``, from the principal's wallet account to the
 task's escrow account ``task:<id>:escrow``; the hold's metadata carries the task document
-(description, deadline, allowed agents, reward), so a task is rebuilt from the ledger alone.
-Takes and deliveries are recorded as zero-balance accounts (the ledger has no notes, and
-an account is an idempotent, logged record): ``task:<id>:take:<n>`` and
-``task:<id>:deliver:<n>``, where n is the agent's index in the allowed list, owned by the
-agent (so ``ledger.accounts(owner=agent)`` lists an agent's tasks).
+(description, deadline, allowed agents, reward, acceptance check, dispute window), so a
+task is rebuilt from the ledger alone. What happens to a task without moving money (takes,
+deliveries, a pending acceptance, a dispute) is recorded as a zero-balance *record account*
+(the ledger has no notes, and an account is an idempotent, logged, timestamped record):
+``task:<id>:take:<n>``, ``task:<id>:deliver:<n>`` (n: the agent's index in the allowed
+list, the account owned by the agent, so ``ledger.accounts(owner=agent)`` finds an agent's
+tasks), ``task:<id>:accepting`` and ``task:<id>:dispute``. A record's ledger timestamp is
+what counts against the deadline, so the check cannot race the write.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
+from paywire._json import loads as load_json
 from paywire.errors import InvalidInput, NotFound, PaywireError
-from paywire.ledger.model import JsonValue, check_id
+from paywire.ledger.model import NS_PER_S, JsonValue, check_id
 from paywire.money import Amount
 
-DISPUTE_WINDOW_S = 3 * 24 * 3600
-"""How long after the deadline the principal may still accept or reject; the hold's
-timeout is deadline + this window, so an abandoned task refunds itself on expiry."""
+REVIEW_WINDOW_S = 3 * 24 * 3600
+"""How long after the deadline the principal may still accept or reject a delivery."""
 
-DOCUMENT_VERSION = 1
+MAX_DISPUTE_WINDOW_S = 30 * 24 * 3600
+"""Longest wait between an acceptance and its release (a longer one locks funds for
+longer than any dispute needs)."""
+
+SWEEP_WINDOW_S = 24 * 3600
+"""After the review (and dispute) windows: the time in which `TaskBook.expire` or
+`release` settles the task, expenses reimbursed; the hold's own timeout ends it, and an
+expiry by the ledger refunds the principal in full (the backstop if nobody sweeps)."""
+
+MAX_DESCRIPTION_CHARS = 1000
+"""The task document lives in the hold's metadata (4 KiB in all)."""
+
+MAX_CHECK_JSON_BYTES = 1536
+"""An acceptance check's JSON form, inside the same 4 KiB."""
+
+DOCUMENT_VERSION = 2
 
 
 class TaskError(PaywireError):
@@ -61,6 +80,10 @@ class TaskState(enum.StrEnum):
     OPEN = "open"
     TAKEN = "taken"
     DELIVERED = "delivered"
+    RELEASING = "releasing"
+    """Accepted; paid out when the dispute window ends (`TaskBook.release`)."""
+    DISPUTED = "disputed"
+    """A pending acceptance was disputed: the principal accepts again or rejects."""
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -91,6 +114,14 @@ def deliver_record_id(task_id: str, agent_index: int) -> str:
     return f"task:{task_id}:deliver:{agent_index}"
 
 
+def accepting_record_id(task_id: str) -> str:
+    return f"task:{task_id}:accepting"
+
+
+def dispute_record_id(task_id: str) -> str:
+    return f"task:{task_id}:dispute"
+
+
 def settle_id(task_id: str, verb: str) -> str:
     """The post or void closing the task: ``task:<id>:accept``, ``:reject``, ``:cancel``."""
     return f"task:{task_id}:{verb}"
@@ -105,35 +136,74 @@ class TaskDocument:
     deadline_s: int
     agents: tuple[str, ...]
     reward: Amount
+    check: dict[str, JsonValue] | None = None
+    """The acceptance check's JSON form (`paywire.tasks.checks`); None: the principal
+    decides by hand."""
+    dispute_window_s: int = 0
+    """Time between an acceptance and its release, in which it may be disputed."""
+
+    @property
+    def review_end_s(self) -> int:
+        """Seconds from posting until accept/reject are no longer taken."""
+        return self.deadline_s + REVIEW_WINDOW_S
+
+    @property
+    def timeout_s(self) -> int:
+        """The escrow hold's timeout: review, dispute and sweep windows after the deadline."""
+        return self.review_end_s + self.dispute_window_s + SWEEP_WINDOW_S
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {
+        data: dict[str, JsonValue] = {
             "v": DOCUMENT_VERSION,
             "principal": self.principal,
             "description": self.description,
             "deadline_s": self.deadline_s,
             "agents": list(self.agents),
             "reward": str(self.reward.atomic),
+            "dispute_window_s": self.dispute_window_s,
         }
+        if self.check is not None:
+            # As text: a check's JSON nests deeper than the ledger's metadata allows.
+            data["check"] = json.dumps(self.check, separators=(",", ":"), sort_keys=True)
+        return data
 
     @classmethod
     def from_json(cls, data: object, reward_of: Amount) -> TaskDocument:
         """Read back a document (`reward_of`: any amount of the task's asset)."""
-        if not isinstance(data, dict) or data.get("v") != DOCUMENT_VERSION:
+        if not isinstance(data, dict) or data.get("v") not in (1, DOCUMENT_VERSION):
             raise InvalidTask("the hold carries no task document of a known version")
         agents = data["agents"]
         assert isinstance(agents, list)
         principal, description = data["principal"], data["description"]
         deadline_s, reward = data["deadline_s"], data["reward"]
+        dispute_window_s, check = data.get("dispute_window_s", 0), data.get("check")
         assert isinstance(principal, str) and isinstance(description, str)
         assert isinstance(deadline_s, int) and isinstance(reward, str)
+        assert isinstance(dispute_window_s, int)
+        if isinstance(check, str):
+            check = load_json(check)
+        assert check is None or isinstance(check, dict)
         return cls(
             principal=principal,
             description=description,
             deadline_s=deadline_s,
             agents=tuple(str(agent) for agent in agents),
             reward=Amount(int(reward), reward_of.asset),
+            check=check,
+            dispute_window_s=dispute_window_s,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An agent's delivered result, as recorded: its digest and the shares it proposes."""
+
+    agent: str
+    result_digest: str
+    shares: dict[str, int]
+    """Contributor address -> whole parts of the reward (empty: all to the agent)."""
+    at: int
+    """The record's ledger timestamp (ns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,5 +219,18 @@ class Task:
     """posted_at + deadline_s (ns): no take or delivery after it."""
     state: TaskState
     takers: tuple[str, ...]
-    deliveries: dict[str, str]
-    """Agent address -> result digest."""
+    deliveries: dict[str, Delivery]
+    """Agent address -> its delivery."""
+    mandates: dict[str, str] = field(default_factory=dict)
+    """Agent address -> the id of the task mandate it took the task with."""
+    accepting: dict[str, JsonValue] | None = None
+    """A pending acceptance (state RELEASING): its terms and when it releases."""
+
+    @property
+    def allowance(self) -> Amount:
+        """What the budget leaves for expenses beyond the reward (a task mandate's cap)."""
+        return Amount(self.budget.atomic - self.document.reward.atomic, self.budget.asset)
+
+    @property
+    def review_end_at(self) -> int:
+        return self.posted_at + self.document.review_end_s * NS_PER_S

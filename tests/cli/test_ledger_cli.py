@@ -304,11 +304,11 @@ def test_demo_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    out = ok(capsys, "demo")
+    out = ok(capsys, "demo", "--tour")
     assert "Tour complete" in out
     assert (tmp_path / ".paywire-demo" / "books.jsonl").exists()
-    out = ok(capsys, "demo")  # runs again over its own folder
+    out = ok(capsys, "demo", "--tour")  # runs again over its own folder
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("keep me")
-    refused(capsys, "demo", "--dir", str(tmp_path / "mine"))
+    refused(capsys, "demo", "--tour", "--dir", str(tmp_path / "mine"))
     assert (tmp_path / "mine" / "precious.txt").exists()

@@ -51,7 +51,7 @@ from paywire.money import KNOWN_ASSETS, Asset
 from paywire.protocol import errors
 from paywire.protocol.authorization import Authorization, transfer_message
 from paywire.protocol.errors import PaymentProblem
-from paywire.protocol.mandate_gate import MandatedPayment, MandateGate
+from paywire.protocol.mandate_gate import TASK_KEY, MandatedPayment, MandateGate, task_of
 
 SCHEME = "exact"
 NETWORK_PREFIX = "paywire:"
@@ -268,9 +268,9 @@ class LedgerExactScheme:
         meter = _meter_detail(requirements)
         if meter is not None:
             metadata["meter"] = meter
-        task = _task_of(verified.mandated)
+        task = task_of(verified.mandated)
         if task:
-            metadata["task"] = task  # the per-task books find a task's payments by it
+            metadata[TASK_KEY] = task  # the per-task books find a task's payments by it
         request = transfer(
             payment_transfer_id(authorization),
             wallet_account_id(authorization.payer, asset.code),
@@ -335,14 +335,3 @@ def _meter_detail(requirements: PaymentRequirements) -> dict[str, JsonValue] | N
     if size > MAX_METER_DETAIL_BYTES:
         return None
     return cast("dict[str, JsonValue]", meter)
-
-
-def _task_of(mandated: MandatedPayment | None) -> str | None:
-    """The task a mandated payment is for: the task id of the payer's own mandate, else of
-    the nearest ancestor that names one."""
-    if mandated is None:
-        return None
-    for mandate in reversed(tuple(mandated.chain)):
-        if mandate.task_id:
-            return mandate.task_id
-    return None

@@ -10,6 +10,10 @@ rooted at that principal.
 Refusals carry the mandate's reason (``mandate_total_exceeded``,
 ``mandate_window_exceeded``, ``mandate_revoked``, ...) and a message naming the mandate,
 the limit and by how much.
+
+A payment under a chain whose mandates name a task id is for that task (`task_of`): what
+it writes to the ledger carries ``{"task": <id>}`` in its metadata (`TASK_KEY`), so the
+per-task books find a task's spending, whatever the scheme (`exact`, channels).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ MANDATE_INVALID = "mandate_invalid"
 MAX_KNOWN_PAYERS = 100_000
 """Payer accounts whose mandate requirement is cached (account metadata never changes)."""
 
+TASK_KEY = "task"
+"""Transfer metadata: the task id a payment made under a task's mandate is for."""
+
 
 @dataclass(frozen=True, slots=True)
 class MandatedPayment:
@@ -48,6 +55,22 @@ class MandatedPayment:
 
     chain: MandateChain
     limits: tuple[str, ...]
+
+
+def chain_task(chain: MandateChain) -> str | None:
+    """The task a payment under `chain` is for: the most specific task id, i.e. the leaf's
+    (the payer's own mandate), else that of the nearest ancestor naming one; None if no
+    mandate of the chain names a task. When mandates name different tasks, the leaf's
+    wins: a sub-agent delegated for a sub-task pays for that sub-task."""
+    for mandate in reversed(tuple(chain)):
+        if mandate.task_id:
+            return mandate.task_id
+    return None
+
+
+def task_of(mandated: MandatedPayment | None) -> str | None:
+    """The task a mandated payment is for (see `chain_task`); None without a mandate."""
+    return None if mandated is None else chain_task(mandated.chain)
 
 
 class MandateGate:

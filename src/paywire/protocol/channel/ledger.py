@@ -17,6 +17,12 @@ written concurrently (one group commit), each on its own: one that fails costs t
 nothing. A renewal hold that a mandate now refuses (revoked, window full) turns the claim
 into a final one: the payee still gets what it charged, the channel ends.
 
+A channel opened under a mandate chain that names a task (the leaf's task id, else the
+nearest ancestor's: `mandate_gate.chain_task`) is that task's: its holds, claims, voids and
+close all carry ``{"task": <id>}`` in their metadata, read from the current hold for every
+later write (a restarted facilitator keeps tagging). A top-up under a mandate takes that
+mandate's task (as it takes its limits); without one it keeps the channel's.
+
 State lives in the ledger only (see `ledger_state`): any facilitator process on the same
 ledger reads the same channels, and the ledger's idempotency and hold states decide
 races between them.
@@ -71,6 +77,7 @@ from paywire.protocol.channel.ledger_state import (
     hold_id,
     hold_metadata,
     read_state,
+    tagged,
     void_id,
 )
 from paywire.protocol.channel.ledger_wire import (
@@ -91,7 +98,7 @@ from paywire.protocol.channel.wire import (
 from paywire.protocol.errors import PaymentProblem
 from paywire.protocol.idempotency import KeyLocks
 from paywire.protocol.ledger_network import ledger_network
-from paywire.protocol.mandate_gate import MandateGate
+from paywire.protocol.mandate_gate import MandateGate, task_of
 
 MIN_TTL_S = 60
 """A channel lives at least a minute (the payee needs time to claim before it expires)."""
@@ -220,6 +227,7 @@ class LedgerChannels:
             resource=payload.resource.url if payload.resource else None,
         )
         limits: tuple[str, ...] = ()
+        task = task_of(mandated)
         if mandated is not None:
             await self.mandates.prepare(mandated, self.network, asset.code)
             limits = mandated.limits
@@ -247,7 +255,11 @@ class LedgerChannels:
             else:
                 seq, claimed = state.seq + 1, state.claimed
                 limits = limits or state.limits
-                requests = [void(void_id(channel_hex, state.seq), state.hold_id, metadata=fields)]
+                task = task if mandated is not None else state.task
+                void_meta = tagged(fields, state.task)
+                requests = [
+                    void(void_id(channel_hex, state.seq), state.hold_id, metadata=void_meta)
+                ]
             requests.append(
                 hold(
                     hold_id(channel_hex, seq),
@@ -262,6 +274,7 @@ class LedgerChannels:
                         deposit=request.deposit,
                         claimed=claimed,
                         expiry=request.expiry,
+                        task=task,
                     ),
                     authorization=authorization,
                     limits=limits,

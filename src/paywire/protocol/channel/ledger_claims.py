@@ -21,6 +21,7 @@ from paywire.protocol.channel.ledger_state import (
     claim_id,
     hold_id,
     hold_metadata,
+    tagged,
     void_id,
 )
 from paywire.protocol.channel.ledger_wire import ClaimEntry, ClaimOutcome
@@ -35,6 +36,7 @@ from paywire.protocol.channel.wire import (
     typed,
 )
 from paywire.protocol.errors import PaymentProblem
+from paywire.protocol.mandate_gate import TASK_KEY
 
 MAX_SUMMARY_BYTES = 2048
 """Charges' metadata kept with a claim; a larger summary is replaced by a marker."""
@@ -117,17 +119,18 @@ def claim_requests(
     now: float,
 ) -> Sequence[NewTransfer]:
     """Post `delta` of the current hold (or void it, for a close with nothing new), then,
-    unless `final`, hold the rest again until the channel's expiry."""
+    unless `final`, hold the rest again until the channel's expiry. All of it carries the
+    channel's task, as the current hold names it; the charges' summary never does (only
+    the channel's mandate says what task it pays for)."""
     channel_hex, seq = state.hex, state.seq
     fields = {"channel": state.channel_id, "payer": state.payer, "receiver": state.receiver}
     total = max(entry.total, state.claimed)
-    meta: dict[str, Any] = {
-        "scheme": SCHEME,
-        "channel": state.channel_id,
-        "seq": seq,
-        "totalClaimed": str(total),
-    }
-    meta.update((k, v) for k, v in summary_metadata(entry.metadata).items() if k not in meta)
+    meta = tagged(
+        {"scheme": SCHEME, "channel": state.channel_id, "seq": seq, "totalClaimed": str(total)},
+        state.task,
+    )
+    summary = summary_metadata(entry.metadata)
+    meta.update((k, v) for k, v in summary.items() if k not in meta and k != TASK_KEY)
     if delta > 0:
         voucher = {
             "type": "voucher",
@@ -160,7 +163,12 @@ def claim_requests(
                 timeout_s=max(1, state.expiry - int(now)),
                 code=TransferCode.PAYMENT,
                 metadata=hold_metadata(
-                    fields, seq=seq + 1, deposit=state.deposit, claimed=total, expiry=state.expiry
+                    fields,
+                    seq=seq + 1,
+                    deposit=state.deposit,
+                    claimed=total,
+                    expiry=state.expiry,
+                    task=state.task,
                 ),
                 authorization=state.authorization,
                 limits=state.limits,

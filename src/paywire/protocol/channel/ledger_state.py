@@ -9,21 +9,23 @@ time, with deterministic ids:
                                      more to claim)
 
 Each hold's metadata says what it stands for (payer, receiver, deposit, claimed total
-before it, expiry, n); each claim posts the newly charged amount of hold n and, in the same
-linked batch, makes hold n + 1 for the rest. So the latest hold says where the channel
-stands: pending (open), posted with no successor (closed by a final claim, or spent),
-voided (closed), expired (the payer got the rest back). It is found by galloping over n
-(1, 2, 4, ... then bisection): a few reads, whatever the channel's age; and nothing of the
-channel's state needs to live anywhere but the ledger.
+before it, expiry, n, and the task the channel pays for if its mandate names one); each
+claim posts the newly charged amount of hold n and, in the same linked batch, makes hold
+n + 1 for the rest. So the latest hold says where the channel stands: pending (open),
+posted with no successor (closed by a final claim, or spent), voided (closed), expired
+(the payer got the rest back). It is found by galloping over n (1, 2, 4, ... then
+bisection): a few reads, whatever the channel's age; and nothing of the channel's state
+needs to live anywhere but the ledger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paywire.ledger import HoldState, Ledger, TransferNotFound
+from paywire.protocol.mandate_gate import TASK_KEY
 
 HOLD_PREFIX = "ch:"
 
@@ -63,6 +65,9 @@ class LedgerChannelState:
     limits: tuple[str, ...] = ()
     authorization: str | None = None
     """The payer's signed open (or top-up) the current hold was made on, verbatim."""
+    task: str | None = None
+    """The task the channel pays for (its mandate chain's, see `mandate_gate.chain_task`),
+    as the current hold says; every transfer of the channel carries it (None: no task)."""
 
     @property
     def hex(self) -> str:
@@ -78,7 +83,7 @@ class LedgerChannelState:
         return self.deposit - self.claimed if self.status == OPEN else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "channelId": self.channel_id,
             "network": self.network,
             "asset": self.asset,
@@ -90,6 +95,9 @@ class LedgerChannelState:
             "status": self.status,
             "hold": self.hold_id,
         }
+        if self.task is not None:
+            data["task"] = self.task
+        return data
 
 
 def latest_seq(ledger: Ledger, channel_hex: str, hint: int = 0) -> int | None:
@@ -157,20 +165,42 @@ def read_state(
         seq=seq,
         limits=hold.limits,
         authorization=hold.authorization,
+        task=task_in(meta),
     )
 
 
+def task_in(metadata: Mapping[str, Any]) -> str | None:
+    """The task a transfer's metadata names (None: none)."""
+    value = metadata.get(TASK_KEY)
+    return value if isinstance(value, str) and value else None
+
+
+def tagged(metadata: Mapping[str, Any], task: str | None) -> dict[str, Any]:
+    """`metadata` with the channel's task, if it has one (the task always wins)."""
+    return {**metadata, TASK_KEY: task} if task else dict(metadata)
+
+
 def hold_metadata(
-    state_or_fields: dict[str, Any], *, seq: int, deposit: int, claimed: int, expiry: int
+    state_or_fields: dict[str, Any],
+    *,
+    seq: int,
+    deposit: int,
+    claimed: int,
+    expiry: int,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """The metadata of hold `seq` (JSON integers stay under 2^63: amounts are text)."""
-    return {
-        "scheme": "batch-settlement",
-        "channel": state_or_fields["channel"],
-        "payer": state_or_fields["payer"],
-        "receiver": state_or_fields["receiver"],
-        "seq": seq,
-        "deposit": str(deposit),
-        "claimed": str(claimed),
-        "expiry": expiry,
-    }
+    """The metadata of hold `seq` (JSON integers stay under 2^63: amounts are text), with
+    the channel's `task` if it has one."""
+    return tagged(
+        {
+            "scheme": "batch-settlement",
+            "channel": state_or_fields["channel"],
+            "payer": state_or_fields["payer"],
+            "receiver": state_or_fields["receiver"],
+            "seq": seq,
+            "deposit": str(deposit),
+            "claimed": str(claimed),
+            "expiry": expiry,
+        },
+        task,
+    )

@@ -9,12 +9,21 @@ liability of the ledger. The ledger's wallet accounts (``<address>:<ASSET>``) ar
 the operator owes against its reserves; `check_reserves` counts only non-external
 accounts, so these records leave the reserves check untouched, and no ledger balance
 moves that the chain did not move.
+
+A payment carrying its payer's mandate chain (`paywire-mandate`) that names a task is
+recorded with ``{"task": <id>}`` (the leaf's task id, else the nearest ancestor's: see
+`mandate_gate.chain_task`), as on the ledger network, so the per-task books count it. On
+a chain no mandate limit is enforced (the token moves the money): the tag needs a chain
+that verifies now (signatures, links, validity) and ends at the payer's key, so a payer
+can name only a task it was given; a chain that does not is ignored, never refused.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from x402.schemas import PaymentPayload
@@ -30,12 +39,15 @@ from paywire.ledger import (
     TransferCode,
     transfer,
 )
+from paywire.ledger.model import JsonValue
 from paywire.ledger.names import evm_account_id
 from paywire.money import Asset
 from paywire.protocol.authorization import Authorization
 from paywire.protocol.evm_exact.checks import Checked
 from paywire.protocol.evm_exact.networks import SCHEME
 from paywire.protocol.ledger_network import MAX_RESOURCE_CHARS
+from paywire.protocol.mandate_extension import mandate_of
+from paywire.protocol.mandate_gate import TASK_KEY, chain_task
 
 logger = logging.getLogger("paywire.evm")
 
@@ -46,6 +58,21 @@ def evm_payment_id(network: str, token: str, payer: str, nonce: bytes) -> str:
     Hashed, because the four together pass the ledger's 128-character id limit."""
     text = f"{network}/{parse_address(token)}/{parse_address(payer)}/".encode()
     return f"x402-evm:{keccak256(text + nonce).hex()}"
+
+
+def payer_task(payload: PaymentPayload, payer: str, now_s: int) -> str | None:
+    """The task of the mandate chain `payload` carries, if that chain verifies at `now_s`
+    and its leaf is `payer`'s; None otherwise (no chain, no task, or not the payer's)."""
+    try:
+        chain = mandate_of(payload)
+        if chain is None or chain.agent.lower() != payer.lower():
+            return None
+        task = chain_task(chain)
+        if task is not None:
+            chain.verify(now_s, principal=chain.principal)
+    except PaywireError:
+        return None
+    return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +94,12 @@ class EvmSettled:
 class EvmBooks:
     """Writes settled EVM payments of `network` to `ledger`, between mirror accounts."""
 
-    def __init__(self, ledger: Ledger, network: str) -> None:
+    def __init__(
+        self, ledger: Ledger, network: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.ledger = ledger
         self.network = network
+        self._clock = clock
         self._opened: set[str] = set()
 
     def record(
@@ -85,7 +115,7 @@ class EvmBooks:
         again, under the same id)."""
         authorization, known = checked.authorization, checked.known
         asset = known.asset
-        metadata: dict[str, str | int] = {
+        metadata: dict[str, JsonValue] = {
             "scheme": SCHEME,
             "network": self.network,
             "token": known.token.address,
@@ -94,6 +124,9 @@ class EvmBooks:
         }
         if resource:
             metadata["resource"] = resource[:MAX_RESOURCE_CHARS]
+        task = payer_task(payload, authorization.payer, int(self._clock()))
+        if task:
+            metadata[TASK_KEY] = task
         try:
             debit = self._open(authorization.payer, asset)
             credit = self._open(authorization.payee, asset)

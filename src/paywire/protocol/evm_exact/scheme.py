@@ -96,7 +96,7 @@ class EvmExactScheme:
                 backfill_blocks=nonce_backfill_blocks,
                 clock=clock,
             )
-        self._books = EvmBooks(ledger, self.network)
+        self._books = EvmBooks(ledger, self.network, clock=clock)
         self._settler = Settler(
             self.signer, confirmations=confirmations, receipt_timeout_s=receipt_timeout_s
         )

@@ -138,7 +138,7 @@ async def test_only_the_delivered_result_of_a_task_with_a_check(book: TaskBook) 
     with pytest.raises(TaskError):
         await book.decide("t2", "x")
     assert book.task("t1").state is TaskState.DELIVERED
-    book.cancel("t1")
+    book.reject("t1")
     book.cancel("t2")
 
 

@@ -228,7 +228,7 @@ def test_only_allowed_agents_who_took(book: TaskBook) -> None:
     with pytest.raises(TaskError):
         book.deliver("t1", BOB, "other")
     assert book.task("t1").takers == (BOB,)
-    book.cancel("t1")
+    book.reject("t1")
 
 
 def test_deadline_passed_refuses_delivery(book: TaskBook, ledger: Ledger, clock: FakeClock) -> None:
@@ -237,7 +237,7 @@ def test_deadline_passed_refuses_delivery(book: TaskBook, ledger: Ledger, clock:
     clock.advance(61)
     with pytest.raises(DeadlinePassed):
         book.deliver("t1", ALICE, "late")
-    book.reject("t1")
+    book.cancel("t1")
 
 
 def test_expiry_refunds(book: TaskBook, ledger: Ledger, clock: FakeClock) -> None:

@@ -23,6 +23,7 @@ from paywire.cli.log import audit_command
 from paywire.cli.mandate import mandate_app
 from paywire.cli.pay import pay_command
 from paywire.cli.serve import serve_command
+from paywire.cli.task import task_app
 from paywire.cli.wallet import wallet_app
 from paywire.errors import PaywireError
 
@@ -60,6 +61,7 @@ def _root(
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(mandate_app, name="mandate")
+app.add_typer(task_app, name="task")
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)

@@ -8,6 +8,7 @@
     GET  /reserves                                the reserves check
     POST /rpc                                     the local chain over JSON-RPC (demo)
     POST /mandates/revoke, /mandates/status       mandates (`paywire.service.mandates`)
+    /tasks, /tasks/{id}/...                       tasks (`paywire.service.tasks`)
 
 Every refusal is JSON `{"error": <code>, "message": ...}` with a 4xx status; a chain that
 has not confirmed yet answers 202 (`pending`: retry with the same request).
@@ -34,6 +35,7 @@ from paywire.protocol.headers import MAX_JSON_DEPTH
 from paywire.protocol.withdrawal import WithdrawalRequest
 from paywire.service.facilitator_app import facilitator_app
 from paywire.service.mandates import mandates_app
+from paywire.service.tasks import task_routes
 
 if TYPE_CHECKING:
     from paywire.chain import Chain, Reserve, Token
@@ -269,5 +271,6 @@ def operator_app(
         if isinstance(desk.chain, LocalChain):
             routes.append(rpc_route(desk.chain, "/rpc"))
     routes.append(Mount("/mandates", app=mandates_app(facilitator, ledger)))
+    routes += task_routes(ledger, clock=clock)
     routes.append(Mount("", app=facilitator_app(facilitator)))
     return Starlette(routes=routes)

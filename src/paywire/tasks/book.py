@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from paywire.crypto.keys import parse_address
 from paywire.ledger import (
     AccountKind,
+    AccountNotFound,
     IdempotencyConflict,
     Ledger,
     LedgerError,
@@ -70,8 +71,10 @@ MAX_AGENTS = 32
 
 MAX_DIGEST_CHARS = 128
 
-MAX_LISTED_TASKS = 10_000
-"""Tasks `TaskBook.tasks` reads at most (page the ledger's accounts for more)."""
+MAX_LISTED_TASKS = 1_000
+"""Tasks one `TaskBook.tasks` page holds at most (each costs a few reads)."""
+
+DEFAULT_LISTED_TASKS = 100
 
 _OPEN = (TaskState.OPEN, TaskState.TAKEN, TaskState.DELIVERED)
 _SETTLED = (TaskState.ACCEPTED, TaskState.REJECTED, TaskState.CANCELLED, TaskState.EXPIRED)
@@ -172,28 +175,44 @@ class TaskBook:
         """The task as the ledger has it now."""
         return read_task(self.ledger, task_id)
 
-    def tasks(self, *, principal: str | None = None, agent: str | None = None) -> list[Task]:
-        """Tasks posted by `principal`, or that `agent` took, or all (oldest id first)."""
+    def tasks(
+        self,
+        *,
+        principal: str | None = None,
+        agent: str | None = None,
+        after: str | None = None,
+        limit: int = DEFAULT_LISTED_TASKS,
+    ) -> list[Task]:
+        """Tasks posted by `principal`, or that `agent` took, or all, in the order of their
+        accounts' ids, `limit` at a time (page with `after=<the last task id>`)."""
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 0 < limit <= MAX_LISTED_TASKS
+        ):
+            raise InvalidTask(f"limit is 1 to {MAX_LISTED_TASKS} tasks")
         who = principal if principal is not None else agent
         owner = parse_address(who) if who is not None else None
-        suffix = ":escrow" if agent is None else None
+        cursor = None if after is None else f"task:{check_task_id(after)}:~"  # past its accounts
         ids: list[str] = []
-        after: str | None = None
-        while len(ids) < MAX_LISTED_TASKS:
+        while len(ids) < limit:
             page = self.ledger.accounts(
-                kind=AccountKind.ESCROW, owner=owner, after=after, limit=500
+                kind=AccountKind.ESCROW, owner=owner, after=cursor, limit=500
             )
             if not page:
                 break
-            after = page[-1].id
+            cursor = page[-1].id
             for account in page:
                 task_id = account.metadata.get("task")
                 if not isinstance(task_id, str):
                     continue
                 kind = account.id.removeprefix(f"task:{task_id}:")
-                if (suffix and kind == "escrow") or (suffix is None and kind.startswith("take:")):
+                if (agent is None and kind == "escrow") or (
+                    agent is not None and kind.startswith("take:")
+                ):
                     ids.append(task_id)
-        return [self.task(task_id) for task_id in dict.fromkeys(ids)]
+            ids = list(dict.fromkeys(ids))
+        return [self.task(task_id) for task_id in ids[:limit]]
 
     def books(self, task_id: str) -> TaskBooks:
         """The task's books: budget, spending by provider and payer, AI tokens by model,
@@ -243,6 +262,8 @@ class TaskBook:
         fields: dict[str, JsonValue] = {"event": "deliver", "result_digest": result_digest}
         if shares:
             split_reward(task.document.reward, shares)  # refused now, not at settlement
+            for address in normalize_addresses(shares, "shares"):
+                self._need_wallet(task, address)
             fields["shares"] = {
                 address: part
                 for address, part in normalize_addresses(shares, "shares").items()
@@ -276,6 +297,7 @@ class TaskBook:
         payouts = self._reimbursements(task, expenses)
         payouts += _settle.share_payouts(task, self._splits(task, splits))
         if fee is not None:
+            self._check_fee(task, fee)
             payouts.append(_settle.fee_payout(task, fee))
         _settle.check_total(task, payouts)
         if task.state in (TaskState.DELIVERED, TaskState.DISPUTED):
@@ -327,14 +349,35 @@ class TaskBook:
     def reject(
         self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
     ) -> list[Transfer]:
-        """Refuse the delivery: refund the budget to the principal, less the expenses
-        (default: the spending under the task's mandates), in one linked batch."""
+        """Refuse the delivery (within the review window), or a disputed acceptance:
+        refund the budget to the principal, less the expenses (default: the spending
+        under the task's mandates), in one linked batch."""
+        task = self.task(task_id)
+        if task.state is TaskState.RELEASING:
+            raise TaskError(f"task {task_id!r} was accepted: dispute it within its window first")
+        if task.state in (TaskState.DELIVERED, TaskState.DISPUTED):
+            self._check_review_window(task)
+        elif task.state in _SETTLED and task.state is not TaskState.REJECTED:
+            raise TaskClosed(f"task {task_id!r} is already {task.state}")
+        elif task.state in (TaskState.OPEN, TaskState.TAKEN):
+            raise TaskError(
+                f"task {task_id!r} is {task.state}: nothing was delivered to reject "
+                "(cancel it instead)"
+            )
         return self._refund(task_id, "reject", expenses)
 
     def cancel(
         self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
     ) -> list[Transfer]:
-        """Withdraw the task: as `reject`, recorded as a cancellation (``:cancel``)."""
+        """Withdraw a task nobody delivered (open or taken): refund the budget to the
+        principal, less the expenses, recorded as a cancellation (``:cancel``)."""
+        task = self.task(task_id)
+        if task.state in _SETTLED and task.state is not TaskState.CANCELLED:
+            raise TaskClosed(f"task {task_id!r} is already {task.state}")
+        if task.state not in (TaskState.OPEN, TaskState.TAKEN, TaskState.CANCELLED):
+            raise TaskError(
+                f"task {task_id!r} is {task.state}: a delivered task is accepted or rejected"
+            )
         return self._refund(task_id, "cancel", expenses)
 
     async def decide(
@@ -410,6 +453,26 @@ class TaskBook:
         except IdempotencyConflict:
             raise TaskClosed(f"task {task.id!r} was already accepted on other terms") from None
         return []
+
+    def _need_wallet(self, task: Task, address: str) -> None:
+        account = wallet_account_id(address, task.budget.asset.code)
+        try:
+            self.ledger.account(account)
+        except AccountNotFound:
+            raise InvalidTask(
+                f"{address} has no {task.budget.asset.code} wallet on this ledger to be paid in"
+            ) from None
+
+    def _check_fee(self, task: Task, fee: tuple[str, Amount]) -> None:
+        account_id = fee[0] if isinstance(fee, tuple) and fee else None
+        try:
+            account = self.ledger.account(str(account_id))
+        except AccountNotFound:
+            raise InvalidTask(f"the fee account {account_id!r} does not exist") from None
+        if account.kind is not AccountKind.FEES or account.asset != task.budget.asset:
+            raise InvalidTask(
+                f"the fee goes to a fees account in {task.budget.asset.code}, not {account_id!r}"
+            )
 
     def _check_review_window(self, task: Task) -> None:
         if self.ledger.clock() > task.review_end_at:

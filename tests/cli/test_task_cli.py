@@ -128,7 +128,7 @@ def test_post_take_deliver_accept_show(
     assert str(handover) in out and (home / "handover" / f"task-t1-{helper}.mandate.json").exists()
     chain = MandateChain.from_json(handover.read_text())
     assert chain.leaf.agent == bot and chain.leaf.task_id == "t1"
-    assert chain.leaf.limits[0].total_atomic == 500_000  # the allowance
+    assert chain.leaf.limits[0].total_atomic == 250_000  # the allowance, shared by two
     assert "kept" in posted(capsys, home, "--id", "t1")  # a retry keeps the files
 
     assert "took task t1: taken" in cli(

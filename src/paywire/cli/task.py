@@ -79,6 +79,7 @@ def post_command(
     """Post a task: escrow the budget, and write one task mandate per agent."""
     from paywire.ledger import new_id
     from paywire.mandate import MandateChain
+    from paywire.money import Amount
     from paywire.service.tasks import task_from_json
     from paywire.tasks import issue_task_mandate
     from paywire.tasks.model import check_task_id
@@ -115,8 +116,14 @@ def post_command(
     if task.allowance.atomic <= 0:
         line("no task mandates: the reward is the whole budget, nothing is left for expenses")
         return
+    # The takers' mandates together stay within the allowance: each agent gets a part.
+    part = task.allowance.atomic // len(task.document.agents)
+    if part <= 0:
+        line("no task mandates: the allowance is less than one unit per agent")
+        return
     for agent in task.document.agents:
-        chain = MandateChain((issue_task_mandate(key, task, agent, operator.network),))
+        share = Amount(part, task.budget.asset)
+        chain = MandateChain((issue_task_mandate(key, task, agent, operator.network, total=share),))
         path = client.mandate_file(mandates_dir, task.id, agent)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,10 @@ def read_task(ledger: Ledger, task_id: str) -> Task:
             deliveries[agent] = _delivery(agent, delivered)
     accepting = record(ledger, accepting_record_id(task_id))
     disputed = record(ledger, dispute_record_id(task_id)) if accepting is not None else None
+    if disputed is not None and accepting is not None:
+        release_at = int(str(accepting.metadata.get("release_at", "0")))
+        if disputed.timestamp >= release_at:
+            disputed = None  # stamped when the window had ended: it does not count
     if status.state is HoldState.PENDING:
         if disputed is not None:
             state = TaskState.DISPUTED

@@ -35,7 +35,7 @@ from paywire.ledger.names import wallet_account_id
 from paywire.mandate import MandateChain, SignedMandate
 from paywire.money import Amount
 from paywire.tasks import _settle
-from paywire.tasks._records import open_record, read_task
+from paywire.tasks._records import open_record, read_task, record
 from paywire.tasks.books import TaskBooks, read_books
 from paywire.tasks.checks import JudgeLLM, SignedApproval, check_from_json
 from paywire.tasks.mandates import check_task_mandate
@@ -52,6 +52,7 @@ from paywire.tasks.model import (
     TaskClosed,
     TaskDocument,
     TaskError,
+    TaskNotFound,
     TaskState,
     accepting_record_id,
     check_task_id,
@@ -212,7 +213,13 @@ class TaskBook:
                 ):
                     ids.append(task_id)
             ids = list(dict.fromkeys(ids))
-        return [self.task(task_id) for task_id in ids[:limit]]
+        found = []
+        for task_id in ids[:limit]:
+            try:
+                found.append(self.task(task_id))
+            except TaskNotFound:  # a post the ledger refused left its escrow account
+                continue
+        return found
 
     def books(self, task_id: str) -> TaskBooks:
         """The task's books: budget, spending by provider and payer, AI tokens by model,
@@ -232,7 +239,15 @@ class TaskBook:
         agent, index = _agent_index(task, agent_address)
         fields: dict[str, JsonValue] = {"event": "take"}
         if mandate is not None:
-            fields["mandate"] = check_task_mandate(task, agent, mandate)
+            mandate_id, total = check_task_mandate(task, agent, mandate)
+            taken = sum(self._mandate_totals(task, exclude=agent))
+            if taken + total > task.allowance.atomic:
+                raise InvalidTask(
+                    f"the task mandates of {task_id!r} together would allow "
+                    f"{taken + total} of spending, more than its allowance "
+                    f"{task.allowance.atomic}: the principal signs smaller ones"
+                )
+            fields["mandate"], fields["mandate_total"] = mandate_id, str(total)
         try:
             open_record(self.ledger, task, take_record_id(task_id, index), agent, fields)
         except IdempotencyConflict:
@@ -261,6 +276,8 @@ class TaskBook:
             raise AgentNotAllowed(f"{agent} has not taken task {task_id!r}")
         fields: dict[str, JsonValue] = {"event": "deliver", "result_digest": result_digest}
         if shares:
+            if not all(isinstance(p, int) and not isinstance(p, bool) for p in shares.values()):
+                raise InvalidTask("proposed shares are whole parts (ints) per contributor")
             split_reward(task.document.reward, shares)  # refused now, not at settlement
             for address in normalize_addresses(shares, "shares"):
                 self._need_wallet(task, address)
@@ -312,8 +329,9 @@ class TaskBook:
     def release(self, task_id: str) -> list[Transfer]:
         """Pay out an acceptance whose dispute window has ended (idempotent)."""
         task = self.task(task_id)
-        if task.state is TaskState.ACCEPTED:
-            return [self.ledger.transfer(f"task:{task_id}:accept")]
+        if task.state is TaskState.ACCEPTED and task.accepting is not None:
+            payouts = _settle.payouts_from_json(task.accepting.get("payouts"))
+            return _settle.settle(self.ledger, task, "accept", payouts)  # a replay
         if task.state is not TaskState.RELEASING or task.accepting is None:
             raise TaskError(f"task {task_id!r} has no acceptance to release (it is {task.state})")
         release_at = int(str(task.accepting.get("release_at")))
@@ -344,7 +362,10 @@ class TaskBook:
             open_record(self.ledger, task, dispute_record_id(task_id), by, fields)
         except IdempotencyConflict:
             raise TaskError(f"task {task_id!r} was already disputed") from None
-        return self.task(task_id)
+        task = self.task(task_id)
+        if task.state is not TaskState.DISPUTED:  # stamped at or after release_at
+            raise DeadlinePassed(f"the dispute window of task {task_id!r} ended before the dispute")
+        return task
 
     def reject(
         self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
@@ -453,6 +474,17 @@ class TaskBook:
         except IdempotencyConflict:
             raise TaskClosed(f"task {task.id!r} was already accepted on other terms") from None
         return []
+
+    def _mandate_totals(self, task: Task, *, exclude: str) -> list[int]:
+        """What each other taker's task mandate allows in all (from its take record)."""
+        totals = []
+        for index, agent in enumerate(task.document.agents):
+            if agent == exclude or agent not in task.mandates:
+                continue
+            taken = record(self.ledger, take_record_id(task.id, index))
+            if taken is not None:
+                totals.append(int(str(taken.metadata.get("mandate_total", "0"))))
+        return totals
 
     def _need_wallet(self, task: Task, address: str) -> None:
         account = wallet_account_id(address, task.budget.asset.code)

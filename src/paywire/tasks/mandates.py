@@ -29,20 +29,27 @@ def issue_task_mandate(
     agent_address: str,
     network: str,
     *,
+    total: Amount | None = None,
     per_payment: Amount | None = None,
     now_s: int | None = None,
 ) -> SignedMandate:
-    """The principal's mandate for `agent_address` on `task`: total = the task's allowance
-    on `network` (e.g. ``ledger.network``), valid from now until the deadline."""
+    """The principal's mandate for `agent_address` on `task` on `network` (e.g.
+    ``ledger.network``), valid from now until the deadline: `total` (default: the whole
+    allowance; the takers' mandates together may not exceed it, so give each of several
+    agents a part)."""
     agent = parse_address(agent_address)
     if principal_key.address != task.document.principal:
         raise InvalidTask(f"only the task's principal {task.document.principal} signs its mandates")
     if agent not in task.document.agents:
         raise InvalidTask(f"{agent} is not allowed on task {task.id!r}")
-    allowance = task.allowance.atomic
-    if allowance <= 0:
+    if task.allowance.atomic <= 0:
         raise InvalidTask(
             f"task {task.id!r} has no allowance for expenses (its reward is its whole budget)"
+        )
+    allowance = task.allowance.atomic if total is None else total.atomic
+    if not 0 < allowance <= task.allowance.atomic:
+        raise InvalidTask(
+            f"a task mandate allows 1 to {task.allowance.atomic} (the task's allowance)"
         )
     cap = allowance if per_payment is None else min(per_payment.atomic, allowance)
     start = int(time.time()) if now_s is None else now_s
@@ -58,10 +65,14 @@ def issue_task_mandate(
     return SignedMandate.sign(mandate, principal_key)
 
 
-def check_task_mandate(task: Task, agent: str, mandate: SignedMandate | MandateChain) -> str:
-    """The id of `mandate` if it is a valid task mandate of `task` for `agent` (a root
-    mandate signed by the principal, naming the task, spending only the task's asset, at
-    most the allowance in all); else `InvalidTask` saying what is wrong."""
+def check_task_mandate(
+    task: Task, agent: str, mandate: SignedMandate | MandateChain
+) -> tuple[str, int]:
+    """The id of `mandate` and what it allows in all, if it is a valid task mandate of
+    `task` for `agent` (a root mandate signed by the principal, naming the task, spending
+    only the task's asset, at most the allowance in all); else `InvalidTask` saying what is
+    wrong. (`TaskBook.take` also keeps the takers' mandates together within the
+    allowance.)"""
     chain = mandate if isinstance(mandate, MandateChain) else MandateChain((mandate,))
     if len(chain) != 1:
         raise InvalidTask("a task is taken with the principal's own mandate, not a delegation")
@@ -87,7 +98,9 @@ def check_task_mandate(task: Task, agent: str, mandate: SignedMandate | MandateC
                 f"{task.allowance.atomic}",
             )
         )
+    total = sum(limit.total_atomic for limit in root.limits)
+    wrong.append((total > task.allowance.atomic, f"its limits allow {total} in all"))
     problems = [message for bad, message in wrong if bad]
     if problems:
         raise InvalidTask(f"mandate {root.id} is not a task mandate: {'; '.join(problems)}")
-    return root.id
+    return root.id, total

@@ -7,15 +7,20 @@ binaries are missing the PostgreSQL variants skip with a visible reason.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from paywire._dev.postgres import PostgresServer, binaries
-from paywire._dev.postgres import postgres_server as postgres_server_running
-from paywire.ledger import Ledger, open_ledger
+# Wide enough that the CLI's rich output never wraps a long temporary path (pytest-xdist's
+# are longer), for this process and the `paywire` children the tests start.
+os.environ["COLUMNS"] = "240"
+
+from paywire._dev.postgres import PostgresServer, binaries  # noqa: E402
+from paywire._dev.postgres import postgres_server as postgres_server_running  # noqa: E402
+from paywire.ledger import Ledger, open_ledger  # noqa: E402
 
 
 @pytest.fixture(scope="session")

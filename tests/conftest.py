@@ -18,9 +18,9 @@ import pytest
 # are longer), for this process and the `paywire` children the tests start.
 os.environ["COLUMNS"] = "240"
 
-from paywire._dev.postgres import PostgresServer, binaries  # noqa: E402
-from paywire._dev.postgres import postgres_server as postgres_server_running  # noqa: E402
-from paywire.ledger import Ledger, open_ledger  # noqa: E402
+from paywire._dev.postgres import PostgresServer, binaries
+from paywire._dev.postgres import postgres_server as postgres_server_running
+from paywire.ledger import Ledger, open_ledger
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ returns is from one instant, whatever the writers do meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from paywire.ledger import task_index
@@ -14,6 +14,7 @@ from paywire.ledger.engine import TransferState, public_transfer
 from paywire.ledger.entries import MalformedEntry, TransferEntry, decode_entry
 from paywire.ledger.errors import (
     AccountNotFound,
+    InvalidRequest,
     LimitNotFound,
     StoreCorrupt,
     TooManyTransfers,
@@ -75,6 +76,25 @@ class LedgerReads:
             if state is None:
                 raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
             return _read_transfer(reader, state)
+
+    def hold_with_accounts(
+        self, transfer_id: str, account_ids: Sequence[str]
+    ) -> tuple[HoldStatus, dict[str, Account]]:
+        """A hold's status and the accounts of `account_ids` that exist, in one snapshot
+        (one round trip's worth of consistency for records kept beside a hold)."""
+        if len(account_ids) > MAX_READ_ROWS:
+            raise InvalidRequest(f"at most {MAX_READ_ROWS} accounts in one read")
+        with self.reader() as reader:
+            state = reader.get_transfer(transfer_id)
+            if state is None or state.hold_state is None:
+                raise TransferNotFound(f"no pending transfer {transfer_id!r}")
+            status = HoldStatus(_read_transfer(reader, state), state.hold_state, state.resolved_by)
+            found = {}
+            for account_id in account_ids:
+                account = reader.get_account(account_id)
+                if account is not None:
+                    found[account_id] = account.to_account()
+        return status, found
 
     def hold_status(self, transfer_id: str) -> HoldStatus:
         """Whether a pending transfer is still pending, posted, voided or expired."""

@@ -77,7 +77,7 @@ def open_record(
 
 
 def read_task(ledger: Ledger, task_id: str) -> Task:
-    """The task as the ledger has it now."""
+    """The task as the ledger has it now: its hold and every record, in one snapshot."""
     check_task_id(task_id)
     try:
         status = ledger.hold_status(hold_id(task_id))
@@ -87,41 +87,35 @@ def read_task(ledger: Ledger, task_id: str) -> Task:
     if held.metadata.get("task") != task_id:
         raise TaskNotFound(f"there is no task {task_id!r}")
     document = TaskDocument.from_json(held.metadata.get("doc"), held.amount)
+    agents = document.agents
+    ids = [take_record_id(task_id, n) for n in range(len(agents))]
+    ids += [deliver_record_id(task_id, n) for n in range(len(agents))]
+    ids += [accepting_record_id(task_id), dispute_record_id(task_id)]
+    # The document never changes: only the hold's state and the records are read again,
+    # together, so the task is put together from one instant.
+    status, records = ledger.hold_with_accounts(hold_id(task_id), ids)
     deadline_at = held.timestamp + document.deadline_s * NS_PER_S
     takers: list[str] = []
     mandates: dict[str, str] = {}
     deliveries: dict[str, Delivery] = {}
-    for index, agent in enumerate(document.agents):
-        taken = record(ledger, take_record_id(task_id, index))
+    for index, agent in enumerate(agents):
+        taken = records.get(take_record_id(task_id, index))
         if taken is None or taken.timestamp > deadline_at:
             continue  # a record written after the deadline does not count
         takers.append(agent)
         mandate = taken.metadata.get("mandate")
         if isinstance(mandate, str):
             mandates[agent] = mandate
-        delivered = record(ledger, deliver_record_id(task_id, index))
+        delivered = records.get(deliver_record_id(task_id, index))
         if delivered is not None and delivered.timestamp <= deadline_at:
             deliveries[agent] = _delivery(agent, delivered)
-    accepting = record(ledger, accepting_record_id(task_id))
-    disputed = record(ledger, dispute_record_id(task_id)) if accepting is not None else None
+    accepting = records.get(accepting_record_id(task_id))
+    disputed = records.get(dispute_record_id(task_id)) if accepting is not None else None
     if disputed is not None and accepting is not None:
         release_at = int(str(accepting.metadata.get("release_at", "0")))
         if disputed.timestamp >= release_at:
             disputed = None  # stamped when the window had ended: it does not count
-    if status.state is HoldState.PENDING:
-        if disputed is not None:
-            state = TaskState.DISPUTED
-        elif accepting is not None:
-            state = TaskState.RELEASING
-        elif deliveries:
-            state = TaskState.DELIVERED
-        else:
-            state = TaskState.TAKEN if takers else TaskState.OPEN
-    elif status.state is HoldState.EXPIRED:
-        state = TaskState.EXPIRED
-    else:
-        verb = (status.resolved_by or "").rsplit(":", 1)[-1]
-        state = _CLOSED_BY.get(verb, TaskState.CANCELLED)
+    state = _state(status.state, status.resolved_by, disputed, accepting, deliveries, takers)
     return Task(
         id=task_id,
         document=document,
@@ -134,6 +128,28 @@ def read_task(ledger: Ledger, task_id: str) -> Task:
         mandates=mandates,
         accepting=dict(accepting.metadata) if accepting is not None else None,
     )
+
+
+def _state(
+    hold: HoldState,
+    resolved_by: str | None,
+    disputed: Account | None,
+    accepting: Account | None,
+    deliveries: Mapping[str, Delivery],
+    takers: list[str],
+) -> TaskState:
+    if hold is HoldState.PENDING:
+        if disputed is not None:
+            return TaskState.DISPUTED
+        if accepting is not None:
+            return TaskState.RELEASING
+        if deliveries:
+            return TaskState.DELIVERED
+        return TaskState.TAKEN if takers else TaskState.OPEN
+    if hold is HoldState.EXPIRED:
+        return TaskState.EXPIRED
+    verb = (resolved_by or "").rsplit(":", 1)[-1]
+    return _CLOSED_BY.get(verb, TaskState.CANCELLED)
 
 
 def _delivery(agent: str, account: Account) -> Delivery:

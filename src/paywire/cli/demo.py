@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,14 +20,14 @@ import typer
 from paywire.cli._common import console
 from paywire.errors import PaywireError
 
-MARKER = ".paywire-demo"
-"""A file that marks a folder as the demo's own, so the tour never empties anything else."""
-
-DEMO_PASSPHRASE = "demo passphrase, not for real funds"  # noqa: S105 (a public demo value)
-
 
 class DemoFailed(PaywireError):
+    """The tour's step did not go as it should."""
+
     code = "demo_failed"
+
+
+DEMO_PASSPHRASE = "demo passphrase, not for real funds"  # noqa: S105 (a public demo value)
 
 
 MAX_DEMO_TASKS = 50
@@ -101,7 +100,9 @@ def demo_command(
 def _tour(folder: Path) -> None:
     """A short tour of the ledger: wallets, accounts, payments, holds, idempotent retries,
     refused overdrafts, signed checkpoints, proofs, verification and an offline audit."""
-    _prepare(folder)
+    from paywire.demo import prepare_folder
+
+    prepare_folder(folder)
     started = time.perf_counter()
     with _environment(folder):
         tour = _Tour(folder)
@@ -111,17 +112,6 @@ def _tour(folder: Path) -> None:
         f"The ledger and its export are in {folder}/ "
         f"(try: PAYWIRE_HOME={folder} paywire ledger history alice)."
     )
-
-
-def _prepare(folder: Path) -> None:
-    if folder.exists():
-        if not (folder / MARKER).exists():
-            raise DemoFailed(
-                f"{folder} exists and is not a paywire demo folder; pick another --dir"
-            )
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    (folder / MARKER).write_text("This folder belongs to `paywire demo`, which empties it.\n")
 
 
 @contextmanager

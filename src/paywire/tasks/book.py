@@ -23,21 +23,19 @@ from paywire.ledger import (
     AccountKind,
     AccountNotFound,
     IdempotencyConflict,
-    Ledger,
     LedgerError,
     NewAccount,
-    Transfer,
     TransferCode,
     hold,
 )
-from paywire.ledger.model import MAX_TIMEOUT_S, NS_PER_S, JsonValue
+from paywire.ledger.model import MAX_TIMEOUT_S, JsonValue
 from paywire.ledger.names import wallet_account_id
 from paywire.mandate import MandateChain, SignedMandate
 from paywire.money import Amount
-from paywire.tasks import _settle
-from paywire.tasks._records import open_record, read_task, record
+from paywire.tasks._records import open_record, record
+from paywire.tasks._settling import Settling
 from paywire.tasks.books import TaskBooks, read_books
-from paywire.tasks.checks import JudgeLLM, SignedApproval, check_from_json
+from paywire.tasks.checks import check_from_json
 from paywire.tasks.mandates import check_task_mandate
 from paywire.tasks.model import (
     MAX_CHECK_JSON_BYTES,
@@ -54,10 +52,8 @@ from paywire.tasks.model import (
     TaskError,
     TaskNotFound,
     TaskState,
-    accepting_record_id,
     check_task_id,
     deliver_record_id,
-    dispute_record_id,
     escrow_account_id,
     hold_id,
     take_record_id,
@@ -65,7 +61,7 @@ from paywire.tasks.model import (
 from paywire.tasks.splits import normalize_addresses, split_reward
 
 if TYPE_CHECKING:
-    from paywire.tasks.decide import Decision
+    pass
 
 MAX_AGENTS = 32
 """Agents one task may allow (the task document must fit the hold's metadata)."""
@@ -78,7 +74,6 @@ MAX_LISTED_TASKS = 1_000
 DEFAULT_LISTED_TASKS = 100
 
 _OPEN = (TaskState.OPEN, TaskState.TAKEN, TaskState.DELIVERED)
-_SETTLED = (TaskState.ACCEPTED, TaskState.REJECTED, TaskState.CANCELLED, TaskState.EXPIRED)
 
 
 class CheckSpec(Protocol):
@@ -87,14 +82,10 @@ class CheckSpec(Protocol):
     def to_json(self) -> dict[str, JsonValue]: ...
 
 
-class TaskBook:
+class TaskBook(Settling):
     """Tasks over a `Ledger`. Holds no state of its own: every task is read back from
-    the ledger, so any number of books (processes) may share one ledger."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    # ----- posting and reading ---------------------------------------------------------
+    the ledger, so any number of books (processes) may share one ledger. Posting, reading
+    and the agents' side are here; deciding and settling in `paywire.tasks._settling`."""
 
     def post(
         self,
@@ -172,10 +163,6 @@ class TaskBook:
             raise
         return self.task(task_id)
 
-    def task(self, task_id: str) -> Task:
-        """The task as the ledger has it now."""
-        return read_task(self.ledger, task_id)
-
     def tasks(
         self,
         *,
@@ -226,8 +213,6 @@ class TaskBook:
         shares, expenses, fee, refund, margin (see `paywire.tasks.books`)."""
         task = self.task(task_id)
         return read_books(task, self.ledger.all_task_transfers(task_id))
-
-    # ----- agents ----------------------------------------------------------------------
 
     def take(
         self, task_id: str, agent_address: str, mandate: SignedMandate | MandateChain | None = None
@@ -292,189 +277,6 @@ class TaskBook:
             raise TaskError(f"{agent} already delivered another result for {task_id!r}") from None
         return self._recorded(task_id, agent, "deliver")
 
-    # ----- settling --------------------------------------------------------------------
-
-    def accept(
-        self,
-        task_id: str,
-        splits: Mapping[str, int | Amount] | None = None,
-        expenses: Mapping[str, Amount | int] | None = None,
-        fee: tuple[str, Amount] | None = None,
-    ) -> list[Transfer]:
-        """Accept the delivery: reimburse `expenses` (default: the spending under the task's
-        mandates, from the ledger), pay the reward by `splits` (default: the delivery's
-        proposed shares) and `fee` to its account, release the rest to the principal, in
-        one linked batch. With a dispute window, the payouts are recorded now and paid by
-        `release` when the window ends (returns no transfers)."""
-        task = self.task(task_id)
-        if task.state in (TaskState.OPEN, TaskState.TAKEN):
-            raise TaskError(f"task {task_id!r} has no delivery to accept")
-        if task.state in _SETTLED and task.state is not TaskState.ACCEPTED:
-            raise TaskClosed(f"task {task_id!r} is already {task.state}")
-        payouts = self._reimbursements(task, expenses)
-        payouts += _settle.share_payouts(task, self._splits(task, splits))
-        if fee is not None:
-            self._check_fee(task, fee)
-            payouts.append(_settle.fee_payout(task, fee))
-        _settle.check_total(task, payouts)
-        if task.state in (TaskState.DELIVERED, TaskState.DISPUTED):
-            self._check_review_window(task)
-        if task.document.dispute_window_s and task.state in (
-            TaskState.DELIVERED,
-            TaskState.RELEASING,
-        ):
-            return self._record_acceptance(task, payouts)
-        return _settle.settle(self.ledger, task, "accept", payouts)
-
-    def release(self, task_id: str) -> list[Transfer]:
-        """Pay out an acceptance whose dispute window has ended (idempotent)."""
-        task = self.task(task_id)
-        if task.state is TaskState.ACCEPTED and task.accepting is not None:
-            payouts = _settle.payouts_from_json(task.accepting.get("payouts"))
-            return _settle.settle(self.ledger, task, "accept", payouts)  # a replay
-        if task.state is not TaskState.RELEASING or task.accepting is None:
-            raise TaskError(f"task {task_id!r} has no acceptance to release (it is {task.state})")
-        release_at = int(str(task.accepting.get("release_at")))
-        if self.ledger.clock() < release_at:
-            raise TaskError(f"task {task_id!r} is in its dispute window until {release_at} (ns)")
-        payouts = _settle.payouts_from_json(task.accepting.get("payouts"))
-        return _settle.settle(self.ledger, task, "accept", payouts)
-
-    def dispute(self, task_id: str, by_address: str, reason: str) -> Task:
-        """Dispute a pending acceptance within its window (the principal, or anyone it
-        pays): nothing is released; the principal accepts again or rejects."""
-        task = self.task(task_id)
-        if task.state is not TaskState.RELEASING or task.accepting is None:
-            raise TaskError(f"task {task_id!r} has no acceptance to dispute (it is {task.state})")
-        by = parse_address(by_address)
-        payees = {
-            str(row[0]).split(":")[0]
-            for row in _settle.payouts_from_json(task.accepting.get("payouts"))
-        }
-        if by != task.document.principal and by not in payees:
-            raise AgentNotAllowed(f"{by} is neither the principal nor paid by task {task_id!r}")
-        if self.ledger.clock() >= int(str(task.accepting.get("release_at"))):
-            raise DeadlinePassed(f"the dispute window of task {task_id!r} has ended")
-        if not isinstance(reason, str) or not 0 < len(reason) <= MAX_DESCRIPTION_CHARS:
-            raise InvalidTask(f"a dispute gives a reason of 1-{MAX_DESCRIPTION_CHARS} characters")
-        fields: dict[str, JsonValue] = {"event": "dispute", "by": by, "reason": reason}
-        try:
-            open_record(self.ledger, task, dispute_record_id(task_id), by, fields)
-        except IdempotencyConflict:
-            raise TaskError(f"task {task_id!r} was already disputed") from None
-        task = self.task(task_id)
-        if task.state is not TaskState.DISPUTED:  # stamped at or after release_at
-            raise DeadlinePassed(f"the dispute window of task {task_id!r} ended before the dispute")
-        return task
-
-    def reject(
-        self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
-    ) -> list[Transfer]:
-        """Refuse the delivery (within the review window), or a disputed acceptance:
-        refund the budget to the principal, less the expenses (default: the spending
-        under the task's mandates), in one linked batch."""
-        task = self.task(task_id)
-        if task.state is TaskState.RELEASING:
-            raise TaskError(f"task {task_id!r} was accepted: dispute it within its window first")
-        if task.state in (TaskState.DELIVERED, TaskState.DISPUTED):
-            self._check_review_window(task)
-        elif task.state in _SETTLED and task.state is not TaskState.REJECTED:
-            raise TaskClosed(f"task {task_id!r} is already {task.state}")
-        elif task.state in (TaskState.OPEN, TaskState.TAKEN):
-            raise TaskError(
-                f"task {task_id!r} is {task.state}: nothing was delivered to reject "
-                "(cancel it instead)"
-            )
-        return self._refund(task_id, "reject", expenses)
-
-    def cancel(
-        self, task_id: str, expenses: Mapping[str, Amount | int] | None = None
-    ) -> list[Transfer]:
-        """Withdraw a task nobody delivered (open or taken): refund the budget to the
-        principal, less the expenses, recorded as a cancellation (``:cancel``)."""
-        task = self.task(task_id)
-        if task.state in _SETTLED and task.state is not TaskState.CANCELLED:
-            raise TaskClosed(f"task {task_id!r} is already {task.state}")
-        if task.state not in (TaskState.OPEN, TaskState.TAKEN, TaskState.CANCELLED):
-            raise TaskError(
-                f"task {task_id!r} is {task.state}: a delivered task is accepted or rejected"
-            )
-        return self._refund(task_id, "cancel", expenses)
-
-    async def decide(
-        self,
-        task_id: str,
-        result: str,
-        *,
-        llm: JudgeLLM | None = None,
-        approval: SignedApproval | None = None,
-        fee: tuple[str, Amount] | None = None,
-    ) -> Decision:
-        """Run the task's acceptance check on the delivered `result` and settle by the
-        verdict (see `paywire.tasks.decide`); `CheckUndecided`: nothing moved."""
-        from paywire.tasks.decide import decide
-
-        return await decide(self, task_id, result, llm=llm, approval=approval, fee=fee)
-
-    def expire(self, task_id: str) -> list[Transfer]:
-        """Settle a task whose review window ended without a decision: expenses
-        reimbursed, the rest refunded. (If nobody does, the ledger's expiry of the escrow
-        hold refunds the principal in full at the end of the sweep window.)"""
-        task = self.task(task_id)
-        if task.state is TaskState.RELEASING:
-            raise TaskError(f"task {task_id!r} was accepted: release it instead")
-        if task.state not in _SETTLED and self.ledger.clock() <= task.review_end_at:
-            raise TaskError(f"task {task_id!r} is still in its review window")
-        return self._refund(task_id, "expire", None)
-
-    # ----- helpers ---------------------------------------------------------------------
-
-    def _refund(
-        self, task_id: str, verb: str, expenses: Mapping[str, Amount | int] | None
-    ) -> list[Transfer]:
-        task = self.task(task_id)
-        return _settle.settle(self.ledger, task, verb, self._reimbursements(task, expenses))
-
-    def _reimbursements(
-        self, task: Task, expenses: Mapping[str, Amount | int] | None
-    ) -> list[_settle.Payout]:
-        if expenses is None:
-            expenses = read_books(task, self.ledger.all_task_transfers(task.id)).reimbursable()
-        return _settle.expense_payouts(task, expenses)
-
-    def _splits(
-        self, task: Task, splits: Mapping[str, int | Amount] | None
-    ) -> Mapping[str, int | Amount]:
-        if splits is not None:
-            return splits
-        if len(task.deliveries) != 1:
-            raise InvalidTask(
-                f"task {task.id!r} has {len(task.deliveries)} deliveries: give the splits"
-            )
-        (delivery,) = task.deliveries.values()
-        return dict(delivery.shares) or {delivery.agent: 1}
-
-    def _record_acceptance(self, task: Task, payouts: list[_settle.Payout]) -> list[Transfer]:
-        terms = _settle.terms_digest(payouts)
-        if task.accepting is not None:
-            if task.accepting.get("terms") != terms:
-                raise TaskClosed(f"task {task.id!r} was already accepted on other terms")
-            return []
-        release_at = self.ledger.clock() + task.document.dispute_window_s * NS_PER_S
-        fields: dict[str, JsonValue] = {
-            "event": "accept",
-            "terms": terms,
-            "release_at": str(release_at),
-            "payouts": _settle.payouts_to_json(payouts),
-        }
-        try:
-            open_record(
-                self.ledger, task, accepting_record_id(task.id), task.document.principal, fields
-            )
-        except IdempotencyConflict:
-            raise TaskClosed(f"task {task.id!r} was already accepted on other terms") from None
-        return []
-
     def _mandate_totals(self, task: Task, *, exclude: str) -> list[int]:
         """What each other taker's task mandate allows in all (from its take record)."""
         totals = []
@@ -494,23 +296,6 @@ class TaskBook:
             raise InvalidTask(
                 f"{address} has no {task.budget.asset.code} wallet on this ledger to be paid in"
             ) from None
-
-    def _check_fee(self, task: Task, fee: tuple[str, Amount]) -> None:
-        account_id = fee[0] if isinstance(fee, tuple) and fee else None
-        try:
-            account = self.ledger.account(str(account_id))
-        except AccountNotFound:
-            raise InvalidTask(f"the fee account {account_id!r} does not exist") from None
-        if account.kind is not AccountKind.FEES or account.asset != task.budget.asset:
-            raise InvalidTask(
-                f"the fee goes to a fees account in {task.budget.asset.code}, not {account_id!r}"
-            )
-
-    def _check_review_window(self, task: Task) -> None:
-        if self.ledger.clock() > task.review_end_at:
-            raise DeadlinePassed(
-                f"the review window of task {task.id!r} has ended: it can only expire now"
-            )
 
     def _open_task(self, task_id: str) -> Task:
         task = self.task(task_id)

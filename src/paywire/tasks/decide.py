@@ -27,7 +27,7 @@ from paywire.tasks.checks import (
 from paywire.tasks.model import InvalidTask, TaskError, TaskState
 
 if TYPE_CHECKING:
-    from paywire.tasks.book import TaskBook
+    from paywire.tasks._settling import Settling
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class Decision:
 
 
 async def decide(
-    book: TaskBook,
+    book: Settling,
     task_id: str,
     result: str,
     *,

@@ -6,6 +6,7 @@ conserved (posted balances sum to zero) and that the transparency log verifies.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -64,7 +65,10 @@ def book(ledger: Ledger) -> Iterator[TaskBook]:
     for address in (PRINCIPAL, ALICE, BOB, CAROL):
         ledger.open_account(NewAccount(wallet(address), USDC, AccountKind.AGENT, owner=address))
     ledger.submit(transfer("fund", "world", wallet(PRINCIPAL), USD(FUNDED)))
-    yield TaskBook(ledger)
+    book = TaskBook(ledger)
+    yield book
+    for task in book.tasks():
+        assert not book.books(task.id).problems(), task.id
     report = ledger.log.verify()
     assert report.ok, report.problems
     assert set(report.assets.values()) == {0}
@@ -260,3 +264,14 @@ def test_post_is_idempotent_and_validated(book: TaskBook, ledger: Ledger) -> Non
     with pytest.raises(InvalidTask):
         book.post("t3", PRINCIPAL, USD(1_000), 60, [], "x")
     book.cancel("t1")
+
+
+def test_books_that_do_not_add_up_are_named(book: TaskBook) -> None:
+    delivered_task(book)
+    book.accept("t1", {ALICE: 1})
+    books = book.books("t1")
+    assert books.problems() == [] and books.posted_atomic == books.paid_to_contributors_atomic
+    skewed = dataclasses.replace(books, posted_atomic=books.posted_atomic + 1)
+    assert any("posted" in problem for problem in skewed.problems())
+    greedy = dataclasses.replace(books, shares={ALICE: books.task.budget.atomic + 1})
+    assert len(greedy.problems()) >= 2

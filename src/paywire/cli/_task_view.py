@@ -115,6 +115,12 @@ def books_tables(books: Mapping[str, Any]) -> list[Table]:
             ("refunded", shown(books["refunded"])),
             ("held in escrow", shown(books["held"])),
             ("margin", f"{shown(books['margin'])} (paid for the work less its cost)"),
+            (
+                "adds up",
+                "yes: the escrow paid out what it posted, the rest refunded"
+                if not books.get("problems")
+                else "NO: " + "; ".join(str(p) for p in books["problems"]),
+            ),
         ],
     )
     tables = [summary]

@@ -93,6 +93,11 @@ def run_demo(
         for table in tables:
             show(table)
         conserved = all(total == 0 for total in audited.assets.values())
+        unbalanced = [
+            f"{task_id}: {problem}"
+            for task_id, books in outcome.books.items()
+            for problem in books.problems()
+        ]
         checks = [
             f"checkpoint signed by the operator at tree size {checkpoint.tree_size}",
             f"ledger verified: {verified.entries} log entries replayed, every balance re-derived: "
@@ -103,6 +108,9 @@ def run_demo(
                 if audited.ok and conserved
                 else f"FAILED ({audited.first_problem})"
             ),
+            "every task's books add up (the escrow paid out what it posted, the rest refunded)"
+            if not unbalanced
+            else f"books that do not add up: {'; '.join(unbalanced)}",
             f"{outcome.paid_calls} paid calls; the loop took "
             f"{outcome.timings.get('total', 0):.1f} s",
         ]
@@ -113,7 +121,7 @@ def run_demo(
             report, "paywire demo: the closed loop", lines, tables, checks, outcome.results
         )
         outcome.timings["books"] = time.perf_counter() - started
-        if not (verified.ok and audited.ok and conserved):
+        if not (verified.ok and audited.ok and conserved) or unbalanced:
             raise DemoFailed("the ledger did not verify: see the report")
         return DemoResult(outcome, tables, checks, report)
     finally:

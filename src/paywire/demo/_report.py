@@ -58,6 +58,8 @@ def task_tables(books: TaskBooks, names: dict[str, str], verdict: str) -> list[T
     ]
     if verdict:
         summary.rows.append(["verdict", verdict.replace("|", "/")])
+    problems = books.problems()
+    summary.rows.append(["adds up", "; ".join(problems) if problems else "yes"])
     providers = Table("Spent per provider", ("provider", "paid by", "amount"))
     for spend in books.spends:
         providers.rows.append(

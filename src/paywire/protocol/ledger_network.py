@@ -198,6 +198,18 @@ class LedgerExactScheme:
         )
         return Verified(authorization, asset, mandated)
 
+    async def _warm(self, payload: PaymentPayload, requirements: PaymentRequirements) -> None:
+        """The payer's one ledger read of the mandate gate, off the event loop (a
+        malformed payload is left for `check` to refuse)."""
+        asset = self._assets.get(requirements.asset)
+        try:
+            payer = Authorization.from_payload(payload.payload).payer
+            account = wallet_account_id(payer, asset.code) if asset is not None else None
+        except (PaywireError, ValueError, TypeError, KeyError):
+            return
+        if account is not None:
+            await self.mandates.warm(account)
+
     def _check_window(self, authorization: Authorization, max_timeout_s: int) -> None:
         now = int(self._clock())
         if authorization.valid_after > now + CLOCK_SKEW_S:
@@ -253,6 +265,7 @@ class LedgerExactScheme:
     ) -> Settled:
         """Write the payment to the ledger, atomically with the payer's bound and its
         mandates' limits."""
+        await self._warm(payload, requirements)
         verified = self.check(payload, requirements, resource)
         authorization, asset = verified.authorization, verified.asset
         limits: tuple[str, ...] = ()

@@ -132,6 +132,14 @@ class MandateGate:
             raise PaymentProblem(reason, str(error)) from None
         return MandatedPayment(chain, authorized.limits)
 
+    async def warm(self, account_id: str) -> None:
+        """Read whether `account_id` needs a mandate, in a thread, so that `check` (sync)
+        finds it known and does not block an event loop on the ledger."""
+        with self._lock:
+            if account_id in self._principals:
+                return
+        await asyncio.to_thread(self._required_principal, account_id)
+
     def _required_principal(self, account_id: str) -> str | None:
         with self._lock:
             if account_id in self._principals:

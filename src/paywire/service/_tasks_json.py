@@ -151,6 +151,7 @@ def books_json(books: TaskBooks) -> dict[str, Any]:
         "held": str(books.held_atomic),
         "paidToContributors": str(books.paid_to_contributors_atomic),
         "margin": str(books.margin_atomic),
+        "problems": books.problems(),
     }
 
 

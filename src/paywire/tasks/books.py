@@ -78,6 +78,8 @@ class TaskBooks:
     """Returned to the principal (the budget less what the settlement paid out)."""
     held_atomic: int = 0
     """Still in escrow (the task is not settled)."""
+    posted_atomic: int = 0
+    """What the settlement took from the escrow hold (the rest was released)."""
 
     @property
     def spent_atomic(self) -> int:
@@ -91,6 +93,19 @@ class TaskBooks:
     def margin_atomic(self) -> int:
         """Paid to contributors for the work, less what the work cost."""
         return self.paid_to_contributors_atomic - self.spent_atomic
+
+    def problems(self) -> list[str]:
+        """Where the books do not add up (none, unless the ledger was written by hand):
+        the escrow's post must equal what it paid out, and nothing pays above the budget."""
+        found = []
+        paid = self.paid_to_contributors_atomic + sum(self.expenses.values()) + self.fee_atomic
+        if paid != self.posted_atomic:
+            found.append(f"the escrow posted {self.posted_atomic} but paid out {paid}")
+        if self.posted_atomic + self.refunded_atomic + self.held_atomic != self.task.budget.atomic:
+            found.append("the posted, refunded and held amounts do not make up the budget")
+        if self.paid_to_contributors_atomic > self.task.document.reward.atomic:
+            found.append("the shares paid exceed the reward")
+        return found
 
     def reimbursable(self) -> dict[str, int]:
         """Payer address -> what the escrow owes it for the task's work."""
@@ -161,6 +176,7 @@ def read_books(task: Task, transfers: Iterable[Transfer]) -> TaskBooks:
         fee_atomic=fee,
         refunded_atomic=task.budget.atomic - posted if settled else 0,
         held_atomic=0 if settled else task.budget.atomic,
+        posted_atomic=posted,
     )
 
 

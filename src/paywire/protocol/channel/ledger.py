@@ -216,6 +216,7 @@ class LedgerChannels:
             )
         channel_hex = ledger_channel_id(domain, request.payer, request.receiver, request.salt).hex()
         payer_account = wallet_account_id(request.payer, asset.code)
+        await self.mandates.warm(payer_account)  # its one ledger read, off the event loop
         mandated = self.mandates.check(
             payload,
             network=self.network,

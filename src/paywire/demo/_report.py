@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from paywire.ledger import Ledger, Transfer, TransferKind
-from paywire.money import Asset
+from paywire.money import Amount, Asset
 from paywire.tasks import TaskBooks
 
 MAX_HISTORY_ROWS = 5_000
@@ -36,6 +36,11 @@ class Table:
 def money(asset: Asset, atomic: int) -> str:
     sign = "-" if atomic < 0 else ""
     return f"{sign}${abs(atomic) / 10**asset.decimals:,.6f}".rstrip("0").rstrip(".")
+
+
+def usd(amount: Amount) -> str:
+    """An amount as the demo shows dollars: ``$0.000045``, ``$2``."""
+    return money(amount.asset, amount.atomic)
 
 
 def task_tables(books: TaskBooks, names: dict[str, str], verdict: str) -> list[Table]:

@@ -22,6 +22,7 @@ from typing import Any
 from paywire.client import PaidLLM, SyncPaywireClient
 from paywire.crypto.keys import PrivateKey
 from paywire.demo._money import deposit, send, withdraw
+from paywire.demo._report import usd
 from paywire.demo._stack import FEES_ACCOUNT, Stack, digest, start_stack
 from paywire.mandate import AssetLimit, MandateChain, SignedMandate
 from paywire.meter.local_model import LOCAL_MODEL_ID
@@ -143,11 +144,11 @@ class Story:
         budget = self._budget() * self.options.tasks
         cast_funds = budget + self._float() + asset.atomic(100_000).atomic
         stack.desk.token.faucet(cast.principal.address, cast_funds)
-        say(f"  the principal holds {asset.atomic(cast_funds)} on chain (local faucet)")
+        say(f"  the principal holds {usd(asset.atomic(cast_funds))} on chain (local faucet)")
         done = deposit(stack.operator_url, stack.desk, cast.principal, cast_funds)
         say(
             f"  deposit on chain (receiveWithAuthorization, tx {str(done['tx'])[:12]}...): the "
-            f"ledger credits {asset.atomic(cast_funds)}"
+            f"ledger credits {usd(asset.atomic(cast_funds))}"
         )
         send(
             stack.operator_url,
@@ -166,8 +167,9 @@ class Story:
             memo="float for the judge",
         )
         say(
-            f"  the principal funds the orchestrator ({asset.atomic(self._float())}) and the judge "
-            f"({asset.atomic(20_000)}) on the ledger network"
+            f"  the principal funds the orchestrator ({usd(asset.atomic(self._float()))}) and the "
+            "judge "
+            f"({usd(asset.atomic(20_000))}) on the ledger network"
         )
 
     def _budget(self) -> int:
@@ -198,15 +200,16 @@ class Story:
             check=judge_check,
         )
         say(
-            f"  budget {task.budget} held in escrow (reward {task.document.reward}, expenses up to "
-            f"{task.allowance}); deadline in 1 h; checked by a model judge"
+            f"  budget {usd(task.budget)} held in escrow (reward {usd(task.document.reward)}, "
+            "expenses up to "
+            f"{usd(task.allowance)}); deadline in 1 h; checked by a model judge"
         )
         mandate = issue_task_mandate(cast.principal, task, cast.orchestrator.address, network)
         chain = MandateChain((mandate,))
         book.take(task_id, cast.orchestrator.address, mandate)
         say(
             "step 3: the orchestrator takes it with the principal's task mandate "
-            f"{mandate.id[:12]}... (at most {task.allowance} of spending)"
+            f"{mandate.id[:12]}... (at most {usd(task.allowance)} of spending)"
         )
 
         writers = self._hire(chain, task_id)
@@ -245,7 +248,7 @@ class Story:
             hired.append((writer, writer_chain))
         say(
             f"  it hires {len(hired)} writer sub-agent(s) with a narrower delegated mandate "
-            f"({asset.atomic(150_000)} each) and a float of {asset.atomic(200_000)}"
+            f"({usd(asset.atomic(150_000))} each) and a float of {usd(asset.atomic(200_000))}"
         )
         return hired
 
@@ -301,11 +304,12 @@ class Story:
                     self.outcome.paid_calls += 1
         say(
             "  the writer buys completions from the LLM gateway per AI token, through a channel "
-            f"(deposit {stack.asset.atomic(50_000)}, one voucher per request)"
+            f"(deposit {usd(stack.asset.atomic(50_000))}, one voucher per request)"
         )
         claimed = stack.wait_for_claims()
         say(
-            f"  the gateway claims its vouchers into the ledger ({stack.asset.atomic(claimed)} so "
+            "  the gateway claims its vouchers into the ledger "
+            f"({usd(stack.asset.atomic(claimed))} so "
             "far, tagged with the task)"
         )
         return "\n\n".join(part for part in parts if part) or "(no text)"
@@ -341,7 +345,7 @@ class Story:
         if verdict.accepted:
             say(
                 f"  accepted: the escrow pays out in one linked batch of {len(done)} transfers "
-                f"(expenses back, reward by shares, a {FEE_PERCENT}% fee {fee}); "
+                f"(expenses back, reward by shares, a {FEE_PERCENT}% fee {usd(fee)}); "
                 "the rest returns to the principal"
             )
         else:
@@ -372,8 +376,9 @@ class Story:
                 "on_chain": on_chain,
             }
             say(
-                f"  the {name} withdraws {stack.asset.atomic(balance)} to its address on chain (tx "
-                f"{str(done.get('tx'))[:12]}...): it holds {stack.asset.atomic(on_chain)}"
+                f"  the {name} withdraws {usd(stack.asset.atomic(balance))} to its address on "
+                "chain (tx "
+                f"{str(done.get('tx'))[:12]}...): it holds {usd(stack.asset.atomic(on_chain))}"
             )
         # The books are read again: the claims landed after the tasks were settled.
         book = TaskBook(stack.ledger)

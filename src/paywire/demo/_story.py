@@ -30,6 +30,12 @@ from paywire.money import Amount
 from paywire.tasks import TaskBook, TaskBooks, issue_task_mandate
 
 TOPIC = "how payment channels cut fees for AI agents"
+WRITER_FLOAT = 200_000
+"""What the orchestrator advances each writer ($0.20), outside the task mandate."""
+
+ORCHESTRATOR_FLOAT = 400_000
+"""What the principal advances the orchestrator per task beyond the writers' floats."""
+
 FEE_PERCENT = 2
 """The operator's fee on an accepted task, in percent of its budget."""
 
@@ -176,7 +182,9 @@ class Story:
         return 2_000_000  # $2.00: $1.20 reward, $0.80 for expenses
 
     def _float(self) -> int:
-        return 600_000 * self.options.tasks
+        """What the orchestrator needs up front: its searches, and each writer's float."""
+        per_task = ORCHESTRATOR_FLOAT + WRITER_FLOAT * self.options.writers
+        return per_task * self.options.tasks
 
     # ----- 2-4. one task ------------------------------------------------------------
 
@@ -220,7 +228,8 @@ class Story:
         book.deliver(task_id, cast.orchestrator.address, digest(draft), shares=shares)
         say(
             f"step 4: the orchestrator delivers ({len(draft)} characters, sha256 "
-            f"{digest(draft)[:12]}...), proposing shares orchestrator 3 : writer 2"
+            f"{digest(draft)[:12]}...), proposing shares orchestrator 3 : "
+            f"{'writer' if len(writers) == 1 else 'each writer'} 2"
         )
         self._judge(book, task_id, draft)
         self.outcome.books[task_id] = book.books(task_id)
@@ -242,13 +251,13 @@ class Story:
                 network,
                 cast.orchestrator,
                 writer.address,
-                asset.atomic(200_000),
+                asset.atomic(WRITER_FLOAT),
                 memo="float for the writer",
             )
             hired.append((writer, writer_chain))
         say(
             f"  it hires {len(hired)} writer sub-agent(s) with a narrower delegated mandate "
-            f"({usd(asset.atomic(150_000))} each) and a float of {usd(asset.atomic(200_000))}"
+            f"({usd(asset.atomic(150_000))} each) and a float of {usd(asset.atomic(WRITER_FLOAT))}"
         )
         return hired
 

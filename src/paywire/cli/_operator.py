@@ -56,15 +56,24 @@ class OperatorService:
     desk: ChainDesk | None
     banner: list[str]
     watched: list[Reserve] = field(default_factory=list)
+    ledger: Ledger | None = None
+    """Its ledger, whose due tasks a sweeper settles (releases, expiries) while serving."""
 
     @contextmanager
     def watching(self) -> Iterator[None]:
-        """Watch the reserves for deposits (one thread each) for the duration of the block."""
+        """Watch the reserves for deposits (one thread each) and sweep the tasks that are
+        due (one thread) for the duration of the block."""
+        from paywire.tasks import TaskBook
+        from paywire.tasks.sweep import run_sweeper
+
         stop = threading.Event()
         threads = [
             threading.Thread(target=reserve.watch, args=(stop,), daemon=True)
             for reserve in self.watched
         ]
+        if self.ledger is not None:
+            book = TaskBook(self.ledger)
+            threads.append(threading.Thread(target=run_sweeper, args=(book, stop), daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -177,10 +186,13 @@ def operator_service(
         f"paywire operator on {url}",
         f"  ledger network  {ledger.network} ({ledger_shown or 'in process'})",
         f"  receipts        signed by {key.address}",
+        "  tasks           /tasks (signed requests); releases and expiries that fall due "
+        "are swept every 30 s",
     ]
     if chain == "none":
         facilitator = Facilitator(key, [LedgerExactScheme(ledger)])
-        return OperatorService(operator_app(facilitator, ledger), facilitator, None, banner)
+        app = operator_app(facilitator, ledger)
+        return OperatorService(app, facilitator, None, banner, ledger=ledger)
     if chain == "local":
         desk = _local_desk(ledger, key)
         facilitator = Facilitator.for_networks(key, ledger=ledger, tokens=[desk.token])
@@ -192,7 +204,7 @@ def operator_service(
             f"  reserve         {info['reserve']}",
         ]
         app = operator_app(facilitator, ledger, desk)
-        return OperatorService(app, facilitator, desk, banner, [desk.reserve])
+        return OperatorService(app, facilitator, desk, banner, [desk.reserve], ledger=ledger)
     if not chains:
         raise InvalidInput(
             "--chain rpc needs a config with [[chains]] (--config FILE or $PAYWIRE_CONFIG)"
@@ -215,9 +227,8 @@ def operator_service(
         )
     else:
         banner.append("  deposits        none ([deposits] in the config watches a reserve)")
-    return OperatorService(
-        operator_app(facilitator, ledger, rpc_desk), facilitator, rpc_desk, banner, watched
-    )
+    app = operator_app(facilitator, ledger, rpc_desk)
+    return OperatorService(app, facilitator, rpc_desk, banner, watched, ledger=ledger)
 
 
 def _chain_banner(connected: ConnectedChain, key: PrivateKey) -> list[str]:

@@ -61,7 +61,7 @@ from paywire.tasks.model import (
 from paywire.tasks.splits import normalize_addresses, split_reward
 
 if TYPE_CHECKING:
-    pass
+    from paywire.tasks.sweep import SweepReport
 
 MAX_AGENTS = 32
 """Agents one task may allow (the task document must fit the hold's metadata)."""
@@ -207,6 +207,13 @@ class TaskBook(Settling):
             except TaskNotFound:  # a post the ledger refused left its escrow account
                 continue
         return found
+
+    def sweep(self) -> SweepReport:
+        """Release the acceptances and expire the tasks that are due (see
+        `paywire.tasks.sweep`)."""
+        from paywire.tasks.sweep import sweep
+
+        return sweep(self)
 
     def books(self, task_id: str) -> TaskBooks:
         """The task's books: budget, spending by provider and payer, AI tokens by model,

@@ -24,6 +24,7 @@ def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "The loop closed" in result.output and "Traceback" not in result.output
     report = (folder / "report.md").read_text()
+    assert {path.stem for path in (folder / "keys").iterdir()} >= {"operator", "principal"}
     for line in ("ledger verified", "export audited offline", "Who paid whom", "AI tokens"):
         assert line in report
     ledger = open_ledger(f"sqlite:///{folder / 'ledger.db'}")

@@ -6,6 +6,7 @@ the `list` table, from the operator's JSON (`paywire.service.tasks`). Text from 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from rich import box
@@ -81,7 +82,21 @@ def task_table(task: Mapping[str, Any]) -> Table:
     return _pairs(f"task {task['id']}", rows)
 
 
-def agents_table(task: Mapping[str, Any]) -> Table:
+Names = Mapping[str, str]
+"""Address -> the keystore's name for it (the wallets this machine knows)."""
+
+NO_NAMES: Names = MappingProxyType({})
+
+
+def named(address: str, names: Names, *, shorten: bool = False) -> str:
+    """``name (0x1234...abcd)`` for a known address, else the address."""
+    name = names.get(address)
+    if name is None:
+        return short(address) if shorten else address
+    return f"{name} ({short(address)})"
+
+
+def agents_table(task: Mapping[str, Any], names: Names = NO_NAMES) -> Table:
     """Each allowed agent: whether it took the task (with which mandate) and delivered."""
     table = _table("agents", ("agent", "took", "mandate", "delivered", "result", "shares"), 0)
     takers = set(task.get("takers", []))
@@ -91,18 +106,18 @@ def agents_table(task: Mapping[str, Any]) -> Table:
         delivery = deliveries.get(agent)
         shares = delivery.get("shares", {}) if delivery else {}
         cells = (
-            short(agent),
+            named(agent, names, shorten=True),
             "yes" if agent in takers else "",
             str(mandates.get(agent, ""))[:12],
             show_time(int(delivery["at"]))[:16] if delivery else "",
             str(delivery["resultDigest"])[:16] if delivery else "",
-            ", ".join(f"{short(who)}={part}" for who, part in shares.items()),
+            ", ".join(f"{named(who, names, shorten=True)}={part}" for who, part in shares.items()),
         )
         table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
-def books_tables(books: Mapping[str, Any]) -> list[Table]:
+def books_tables(books: Mapping[str, Any], names: Names = NO_NAMES) -> list[Table]:
     """The books: the summary, spending per provider, AI tokens per model, payouts."""
     shown = _money_of(books)
     summary = _pairs(
@@ -127,7 +142,7 @@ def books_tables(books: Mapping[str, Any]) -> list[Table]:
     if books["spentByProvider"]:
         providers = _table("spent per provider", ("provider", "amount"), 1)
         for provider, amount in books["spentByProvider"].items():
-            providers.add_row(Text(provider), shown(amount))
+            providers.add_row(Text(named(provider, names)), shown(amount))
         tables.append(providers)
     if books["models"]:
         models = _table("AI tokens per model", ("model", "calls", "input", "output", "cost"), 4)
@@ -147,7 +162,7 @@ def books_tables(books: Mapping[str, Any]) -> list[Table]:
         )
         for who in sorted(paid):
             contributors.add_row(
-                Text(who),
+                Text(named(who, names)),
                 shown(books["shares"].get(who, 0)),
                 shown(books["expenses"].get(who, 0)),
                 shown(books["reimbursable"].get(who, 0)),
@@ -156,11 +171,11 @@ def books_tables(books: Mapping[str, Any]) -> list[Table]:
     return tables
 
 
-def print_show(task: Mapping[str, Any], books: Mapping[str, Any]) -> None:
-    """`show`: the task, its agents and its books."""
+def print_show(task: Mapping[str, Any], books: Mapping[str, Any], names: Names = NO_NAMES) -> None:
+    """`show`: the task, its agents and its books (addresses named from the keystore)."""
     console.print(task_table(task))
-    console.print(agents_table(task))
-    for table in books_tables(books):
+    console.print(agents_table(task, names))
+    for table in books_tables(books, names):
         console.print(table)
 
 

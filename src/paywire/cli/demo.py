@@ -88,12 +88,15 @@ def demo_command(
         writers=writers,
         threads=threads,
         max_tokens=max_tokens,
+        passphrase=DEMO_PASSPHRASE,
     )
     with _environment(folder):
         result = run_demo(options, say, show)
     console.print(
         f"\n[bold green]The loop closed[/] in {result.outcome.timings.get('total', 0):.1f} s: "
-        f"books verified and audited. Report: {result.report}"
+        f"books verified and audited. Report: {result.report}\n"
+        f"Explore the books: PAYWIRE_HOME={folder} PAYWIRE_PASSPHRASE='{DEMO_PASSPHRASE}' "
+        "paywire serve --chain none, then paywire task show research-1"
     )
 
 

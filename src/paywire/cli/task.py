@@ -268,7 +268,19 @@ def show_command(
     if as_json:
         _print_json({"task": task, "books": books})
     else:
-        view.print_show(task, books)
+        view.print_show(task, books, _known_names())
+
+
+def _known_names() -> dict[str, str]:
+    """The keystore's wallets by address, to name the parties of a task's books."""
+    from paywire.cli import _common
+    from paywire.crypto.keystore import KeyStore
+
+    try:
+        found, _ = KeyStore(_common.home_dir() / "keys").scan()
+    except (OSError, PaywireError):
+        return {}
+    return {info.address: info.name for info in found}
 
 
 @task_app.command("list")

@@ -50,6 +50,7 @@ class DemoOptions:
     writers: int = 1
     threads: int = 2
     max_tokens: int = 48
+    passphrase: str = "demo passphrase, not for real funds"  # noqa: S105 (a public demo value)
 
 
 @dataclass
@@ -72,6 +73,24 @@ class Cast:
             return PrivateKey(rng.randbytes(32))
 
         return cls(key(), key(), key(), [key() for _ in range(writers)], key(), key(), key())
+
+    def save(self, folder: Path, passphrase: str) -> None:
+        """Keep every key in `folder`'s keystore (light KDF: a demo's keys), so the books
+        can be explored after with the CLI (``PAYWIRE_HOME=<folder> paywire serve``)."""
+        from paywire.crypto.keystore import KeyStore
+
+        store = KeyStore(folder / "keys", light_kdf=True)
+        named = {
+            "operator": self.operator,
+            "principal": self.principal,
+            "orchestrator": self.orchestrator,
+            "judge": self.judge,
+            "gateway": self.gateway,
+            "search": self.search,
+        }
+        named.update({f"writer-{n + 1}": key for n, key in enumerate(self.writers)})
+        for name, key in named.items():
+            store.import_key(name, key, passphrase)
 
     def names(self) -> dict[str, str]:
         named = {
@@ -134,6 +153,7 @@ class Story:
             "step 1: starting the operator (ledger, facilitator, local EVM chain), the LLM "
             "gateway (SmolLM2-135M) and a paid search API"
         )
+        cast.save(self.options.folder, self.options.passphrase)
         self.stack = stack = start_stack(
             self.options.folder,
             cast.operator,

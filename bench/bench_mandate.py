@@ -14,17 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
+from x402.schemas import PaymentPayload, PaymentRequirements
 
 from bench._harness import DEFAULT_SECONDS, Rate, report
-from paywire.client import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.mandate import AssetLimit, Mandate, MandateChain, SignedMandate, Window
 from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.mandate_extension import with_mandate
 
 CONCURRENT = 256
 """Settle calls in flight at once (the writer batches what is waiting)."""
@@ -63,22 +62,20 @@ def _payments(
     ledger: Ledger, payer: PrivateKey, chain: MandateChain | None
 ) -> list[tuple[PaymentPayload, PaymentRequirements]]:
     shop = PrivateKey.generate().address
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=ledger.network,
-        asset="USDC",
-        amount=str(PRICE),
-        pay_to=shop,
-        max_timeout_seconds=3600,
-        extra={"name": "paywire", "version": "1"},
-    )
-    required = PaymentRequired(resource=ResourceInfo(url="http://shop/x"), accepts=[requirements])
-    signer = Payer.create(payer, max_per_payment="$1")
-    signed = []
-    for _ in range(PRESIGNED):
-        payload = signer.pay(required, requirements)
-        signed.append((with_mandate(payload, chain) if chain else payload, requirements))
-    return signed
+    # Signed without the client's own mandate check: the facilitator's is what is measured.
+    return [
+        direct_payment(
+            payer,
+            ledger.network,
+            shop,
+            USDC.atomic(PRICE),
+            mandate=chain,
+            check_mandate=False,
+            resource="http://shop/x",
+            validity_s=3600,
+        )
+        for _ in range(PRESIGNED)
+    ]
 
 
 def _run(folder: Path, depth: int) -> Rate:

@@ -12,7 +12,10 @@ The public API, re-exported here:
   `SyncPaywireClient`, `Payer` (agent), `Facilitator`, `RemoteFacilitator`, `Receipt`;
 - mandates: `Mandate`, `AssetLimit`, `Window`, `SignedMandate`, `MandateChain`,
   `Revocation`, `SignedRevocation`, `MandateError`, `MandateLimitExceeded`;
-- metering AI tokens: `PriceBook`, `Usage` (costs: `paywire.meter.cost`).
+- metering AI tokens: `PriceBook`, `Usage` (costs: `paywire.meter.cost`); paying for
+  them: `PaidLLM`;
+- tasks: `TaskBook`, `Task`, `TaskState`, `TaskBooks`, `issue_task_mandate`; wallet to
+  wallet on the ledger network: `direct_payment`.
 
 Everything but money and errors loads on first use, so ``import paywire`` (and the CLI) stays fast.
 """
@@ -28,10 +31,12 @@ from paywire.money import ETH, EURC, USDC, Amount, Asset, parse_amount
 if TYPE_CHECKING:
     from paywire.client import (
         MandateDeclined,
+        PaidLLM,
         Payer,
         PaymentDeclined,
         PaywireClient,
         SyncPaywireClient,
+        direct_payment,
     )
     from paywire.crypto.eip712 import Eip712Domain, StructType, TypedMessage
     from paywire.crypto.keys import PrivateKey, parse_address, recover_address
@@ -68,6 +73,7 @@ if TYPE_CHECKING:
     from paywire.meter import PriceBook, Usage
     from paywire.protocol import Facilitator, Receipt, RemoteFacilitator
     from paywire.server import PaymentMiddleware
+    from paywire.tasks import Task, TaskBook, TaskBooks, TaskState, issue_task_mandate
 
 __version__ = "0.1.0"
 
@@ -115,6 +121,13 @@ _LAZY = {
     "MandateLimitExceeded": "paywire.mandate",
     "PriceBook": "paywire.meter",
     "Usage": "paywire.meter",
+    "PaidLLM": "paywire.client",
+    "direct_payment": "paywire.client",
+    "Task": "paywire.tasks",
+    "TaskBook": "paywire.tasks",
+    "TaskBooks": "paywire.tasks",
+    "TaskState": "paywire.tasks",
+    "issue_task_mandate": "paywire.tasks",
 }
 
 
@@ -152,6 +165,7 @@ __all__ = [
     "NewAccount",
     "NewLimit",
     "NotFound",
+    "PaidLLM",
     "Payer",
     "PaymentDeclined",
     "PaymentMiddleware",
@@ -166,6 +180,10 @@ __all__ = [
     "SignedRevocation",
     "StructType",
     "SyncPaywireClient",
+    "Task",
+    "TaskBook",
+    "TaskBooks",
+    "TaskState",
     "Transfer",
     "TransferCode",
     "TypedMessage",
@@ -173,7 +191,9 @@ __all__ = [
     "Window",
     "__version__",
     "audit_export",
+    "direct_payment",
     "hold",
+    "issue_task_mandate",
     "open_ledger",
     "parse_address",
     "parse_amount",

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from payment_helpers import Calls, fund, provider_app
 from starlette.types import ASGIApp
-from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
+from x402.schemas import PaymentPayload, PaymentRequirements
 
-from paywire.client import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, transfer
 from paywire.ledger.names import wallet_account_id
@@ -32,7 +32,6 @@ from paywire.mandate import (
 from paywire.money import USDC
 from paywire.protocol import Facilitator
 from paywire.protocol.headers import encode
-from paywire.protocol.mandate_extension import with_mandate
 
 pytestmark = pytest.mark.anyio
 
@@ -69,20 +68,15 @@ def payment(
     chain: MandateChain | None,
 ) -> tuple[PaymentPayload, PaymentRequirements]:
     """A signed payment as a modified client would send it: no client-side mandate check."""
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=ledger.network,
-        asset="USDC",
-        amount=str(amount),
-        pay_to=payee,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    return direct_payment(
+        payer,
+        ledger.network,
+        payee,
+        USDC.atomic(amount),
+        mandate=chain,
+        check_mandate=False,
+        resource="http://shop.example/search",
     )
-    required = PaymentRequired(
-        resource=ResourceInfo(url="http://shop.example/search"), accepts=[requirements]
-    )
-    signed = Payer.create(payer, max_per_payment="$1000").pay(required, requirements)
-    return (with_mandate(signed, chain) if chain is not None else signed), requirements
 
 
 def settle(

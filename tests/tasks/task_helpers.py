@@ -130,25 +130,17 @@ def signed_payment(
 ) -> tuple[PaymentPayload, PaymentRequirements]:
     """A payment as a client signs it (no client-side mandate check: the facilitator and
     the ledger must enforce the mandate)."""
-    from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
+    from paywire.client.direct import direct_payment
 
-    from paywire.client import Payer
-    from paywire.protocol.mandate_extension import with_mandate
-
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=ledger.network,
-        asset="USDC",
-        amount=str(atomic),
-        pay_to=payee,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    return direct_payment(
+        payer,
+        ledger.network,
+        payee,
+        USDC.atomic(atomic),
+        mandate=chain,
+        check_mandate=False,
+        resource="http://tools.example/search",
     )
-    required = PaymentRequired(
-        resource=ResourceInfo(url="http://tools.example/search"), accepts=[requirements]
-    )
-    signed = Payer.create(payer, max_per_payment="$1000").pay(required, requirements)
-    return (with_mandate(signed, chain) if chain is not None else signed), requirements
 
 
 def pay(

@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
 from paywire._dev.http import ServedApps
-from paywire.client import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.mandate import MandateChain
 from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.mandate_extension import with_mandate
 from paywire.service import operator_app
 from paywire.service.tasks import MAX_TASK_BODY_BYTES, task_from_json
 from paywire.tasks import REVIEW_WINDOW_S, issue_task_mandate
@@ -117,20 +115,16 @@ def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
 def pay_under(world: World, payer: PrivateKey, chain: MandateChain, atomic: int) -> str:
     """`payer` pays a provider `atomic` under `chain` through the facilitator."""
     provider = PrivateKey.generate().address
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=world.network,
-        asset="USDC",
-        amount=str(atomic),
-        pay_to=provider,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    payment = direct_payment(
+        payer,
+        world.network,
+        provider,
+        USDC.atomic(atomic),
+        mandate=chain,
+        check_mandate=False,
+        resource="http://tools.example/search",
     )
-    required = PaymentRequired(
-        resource=ResourceInfo(url="http://tools.example/search"), accepts=[requirements]
-    )
-    signed = Payer.create(payer, max_per_payment="$1").pay(required, requirements)
-    settled = asyncio.run(world.facilitator.settle(with_mandate(signed, chain), requirements))
+    settled = asyncio.run(world.facilitator.settle(*payment))
     assert settled.success, settled
     return provider
 

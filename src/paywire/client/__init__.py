@@ -2,6 +2,7 @@
 
 from paywire.client.channel_transport import ChannelTransport, SyncChannelTransport
 from paywire.client.channels import ChannelPayer
+from paywire.client.direct import direct_payment
 from paywire.client.llm import PaidLLM
 from paywire.client.payer import MANDATE_ENV, MandateDeclined, Payer, PaymentDeclined, load_mandate
 from paywire.client.transport import (
@@ -26,5 +27,6 @@ __all__ = [
     "SyncChannelTransport",
     "SyncPaymentTransport",
     "SyncPaywireClient",
+    "direct_payment",
     "load_mandate",
 ]

@@ -9,9 +9,8 @@ import time
 from typing import Any
 
 import httpx
-from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
-from paywire.client.payer import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.errors import PaywireError
 from paywire.ledger import new_id
@@ -92,21 +91,9 @@ async def _send(
 ) -> str:
     facilitator = RemoteFacilitator(operator_url)
     try:
-        supported = await facilitator.fetch_supported()
-        [kind] = [k for k in supported.kinds if k.network == network and k.scheme == "exact"]
-        requirements = PaymentRequirements(
-            scheme="exact",
-            network=network,
-            asset=amount.asset.code,
-            amount=str(amount.atomic),
-            pay_to=payee,
-            max_timeout_seconds=300,
-            extra=kind.extra or {},
+        payload, requirements = direct_payment(
+            key, network, payee, amount, mandate=mandate, resource=f"paywire:{memo}"
         )
-        resource = ResourceInfo(url=f"paywire:{memo}", description=memo)
-        required = PaymentRequired(x402_version=2, accepts=[requirements], resource=resource)
-        payer = Payer.create(key, max_per_payment=amount, mandate=mandate)
-        payload = payer.pay(required, requirements)
         settled = await facilitator.settle(payload, requirements)
         if not settled.success:
             raise DemoStepFailed(f"the payment to {payee} failed: {settled.error_reason}")

@@ -253,3 +253,28 @@ def test_mistakes_are_one_clear_line(
         capsys, "task", "show", "t1", "--operator-url", "http://127.0.0.1:9"
     )
     assert "wallet" in one_error(capsys, "task", "reject", "t1", "--wallet", "nobody").lower()
+
+
+def test_decide_by_the_tasks_check(
+    capsys: pytest.CaptureFixture[str], home: Path, ledger: Ledger
+) -> None:
+    (home / "approval.json").write_text('{"kind": "approval"}')
+    posted(capsys, home, "--id", "t4", "--check", str(home / "approval.json"))
+    cli(capsys, "task", "take", "t4", "--wallet", "bot")
+    result = home / "poem.txt"
+    result.write_text("debits on the left, credits on the right")
+    cli(capsys, "task", "deliver", "t4", "--wallet", "bot", "--result", str(result))
+    assert "no approval yet" in one_error(capsys, "task", "decide", "t4", "--result", str(result))
+    assert "--wallet" in one_error(
+        capsys, "task", "decide", "t4", "--result", str(result), "--approve"
+    )
+    other = home / "other.txt"
+    other.write_text("not what was delivered")
+    assert "not the one delivered" in one_error(
+        capsys, "task", "decide", "t4", "--result", str(other), "--approve", "--wallet", "alice"
+    )
+    out = cli(
+        capsys, "task", "decide", "t4", "--result", str(result), "--approve", "--wallet", "alice"
+    )
+    assert "decided task t4: accepted" in out and "verdict: accepted" in out
+    assert balance(ledger, home, "bot") == 1_500_000

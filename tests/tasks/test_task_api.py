@@ -27,6 +27,7 @@ from paywire.protocol import Facilitator
 from paywire.service import operator_app
 from paywire.service.tasks import MAX_TASK_BODY_BYTES, task_from_json
 from paywire.tasks import REVIEW_WINDOW_S, issue_task_mandate
+from paywire.tasks.checks import result_digest, sign_approval
 from paywire.tasks.requests import MAX_REQUEST_SKEW_S, TaskRequest, sign_task_request
 
 if TYPE_CHECKING:
@@ -374,3 +375,49 @@ def test_task_ids_with_slashes(world: World) -> None:
     assert world.get("/tasks/team/t1/books")["task"] == "team/t1"
     assert world.get("/tasks/team/t1")["takers"] == [world.alice.address]
     world.get("/tasks/team", expect=404)
+
+
+def delivered_with_check(world: World, task_id: str, check: Any, result: str) -> None:
+    world.send("/tasks", world.post_body(task_id, check=check))
+    world.act(world.alice, "take", task=task_id)
+    world.act(world.alice, "deliver", {"resultDigest": result_digest(result)}, task=task_id)
+
+
+def test_decide_runs_the_tasks_check(world: World) -> None:
+    schema = {"kind": "schema", "schema": {"type": "object", "required": ["poem"]}}
+    good, bad = json.dumps({"poem": "debits and credits"}), json.dumps({"prose": "no"})
+    delivered_with_check(world, "t1", schema, good)
+    with_bad = world.send("/tasks/t1/decide", {"result": bad}, expect=400)
+    assert "not the one delivered" in with_bad["message"]
+    decided = world.send("/tasks/t1/decide", {"result": good})
+    assert decided["verdict"]["accepted"] and decided["task"]["state"] == "accepted"
+    assert decided["transfers"] and world.wallet(world.alice) == 1_000_000 + 1_500_000
+    world.send("/tasks/t1/decide", {"result": good}, expect=409)  # settled already
+
+    delivered_with_check(world, "t2", schema, bad)
+    refused = world.send("/tasks/t2/decide", {"result": bad})
+    assert not refused["verdict"]["accepted"] and refused["task"]["state"] == "rejected"
+
+
+def test_decide_without_a_decision_moves_nothing(world: World) -> None:
+    delivered_with_check(world, "t1", {"kind": "approval"}, "text")
+    size = world.ledger.log.head().size
+    undecided = world.send("/tasks/t1/decide", {"result": "text"}, expect=409)
+    assert undecided["error"] == "check_undecided"
+    judge = {"kind": "judge", "model": "smollm2", "criteria": "a poem"}
+    delivered_with_check(world, "t2", judge, "text")
+    size = world.ledger.log.head().size
+    assert world.send("/tasks/t2/decide", {"result": "text"}, expect=409)["error"] == (
+        "check_undecided"  # the operator has no judge client
+    )
+    assert world.ledger.log.head().size == size
+    stranger = sign_approval(world.mallory, "t1", result_digest("text"), True)
+    forged = world.send(
+        "/tasks/t1/decide", {"result": "text", "approval": stranger.to_json()}, expect=400
+    )
+    assert forged["error"] == "invalid_approval"
+    approval = sign_approval(world.principal, "t1", result_digest("text"), True)
+    decided = world.send("/tasks/t1/decide", {"result": "text", "approval": approval.to_json()})
+    assert decided["task"]["state"] == "accepted"
+    for body in ({"result": 5}, {"result": "text", "extra": 1}, {"approval": {}}, []):
+        world.send("/tasks/t2/decide", body, expect=400)

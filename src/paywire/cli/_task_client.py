@@ -36,6 +36,10 @@ RESULT_CHUNK_BYTES = 1 << 20
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
+MAX_RESULT_TEXT_BYTES = 60 * 1024
+"""A result sent to ``decide`` fits the operator's 64 KiB body limit."""
+
+
 def parse_money(text: str, flag: str, asset: Any = None) -> Amount:
     """An amount above zero: ``$2``, ``2 USDC``; atomic units only when `asset` is given."""
     from paywire.money import parse_amount
@@ -124,6 +128,16 @@ def result_digest(path: Path) -> str:
     except OSError as error:
         raise InvalidInput(f"--result: cannot read {path}: {error.strerror}") from None
     return digest.hexdigest()
+
+
+def read_result_text(path: Path) -> str:
+    """``--result FILE`` for ``decide``: the delivered text itself (UTF-8, at most
+    `MAX_RESULT_TEXT_BYTES`: it travels in the request's body)."""
+    data = _read_file(path, MAX_RESULT_TEXT_BYTES, "--result")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--result: {path} is not UTF-8 text") from None
 
 
 def read_mandate(path: Path | None) -> dict[str, Any] | None:

@@ -258,6 +258,37 @@ def expire_command(task_id: str = TASK_ID, operator_url: str = opt.OPERATOR_URL)
     view.print_done("expired", client.Operator(operator_url).sweep("expire", task_id))
 
 
+@task_app.command("decide")
+def decide_command(
+    task_id: str = TASK_ID,
+    result: Path = typer.Option(..., "--result", help="The delivered result file (UTF-8 text)."),
+    approve: bool | None = typer.Option(
+        None,
+        "--approve/--refuse",
+        help="For an approval check: the principal's decision, signed with --wallet.",
+    ),
+    wallet: str | None = typer.Option(None, "--wallet", help="The principal's wallet."),
+    operator_url: str = opt.OPERATOR_URL,
+    passphrase_file: Path = PASSPHRASE_FILE,
+) -> None:
+    """Run the task's acceptance check on the delivered result and settle by its verdict
+    (a check that cannot decide moves nothing)."""
+    text = client.read_result_text(result)
+    body: dict[str, Any] = {"result": text}
+    if approve is not None:
+        from paywire.tasks.checks import result_digest, sign_approval
+
+        if wallet is None:
+            raise InvalidInput("--approve/--refuse signs with the principal's --wallet")
+        key = load_key(wallet, passphrase_file)
+        body["approval"] = sign_approval(key, task_id, result_digest(text), approve).to_json()
+    answer = client.Operator(operator_url).call("POST", client.task_path(task_id) + "/decide", body)
+    verdict = answer.get("verdict", {})
+    view.print_done("decided", answer)
+    decided = "accepted" if verdict.get("accepted") else "rejected"
+    line(f"  verdict: {decided}, {verdict.get('reason')}")
+
+
 @task_app.command("show")
 def show_command(
     task_id: str = TASK_ID, as_json: bool = JSON_OUT, operator_url: str = opt.OPERATOR_URL

@@ -10,6 +10,7 @@
     POST /tasks/{id}/accept|reject|cancel {request, signature}  the principal
     POST /tasks/{id}/dispute              {request, signature}  the principal or a payee
     POST /tasks/{id}/release|expire       no body: anyone, once due
+    POST /tasks/{id}/decide               {result, approval?}: anyone; the task's check decides
 
 Every write but ``release`` and ``expire`` carries a `paywire.tasks.requests` signed
 request whose ``params`` (JSON text) hold the action's parameters:
@@ -27,6 +28,14 @@ request whose ``params`` (JSON text) hold the action's parameters:
 
 Unknown params are refused. Writes answer ``{"task": {...}, "transfers": [ids]}``.
 
+``decide`` runs the task's acceptance check on the delivered result (its text, whose
+SHA-256 an agent delivered; at most the body's limit) and settles by the verdict; an
+``approval`` check takes the principal's `paywire.tasks.checks.SignedApproval` JSON, a
+``judge`` check needs the operator to have a judge client (``task_routes(judge=...)``):
+without one, or when the check cannot decide, the answer is 409 ``check_undecided`` and
+nothing moved. It needs no signature: the check decides, not the caller. The answer adds
+``"verdict"``.
+
 A task id may hold ``/`` (``/tasks/a/b/take`` is ``take`` on task ``a/b``); a task whose
 id ends in ``/books`` is read through its books' ``task`` only.
 
@@ -39,6 +48,7 @@ for an action the task's state does not allow now, 413 for a body past
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -78,6 +88,7 @@ from paywire.tasks import (
     TaskBook,
     TaskError,
 )
+from paywire.tasks.checks import JudgeLLM, SignedApproval
 from paywire.tasks.requests import (
     SIGNED_ACTIONS,
     InvalidTaskRequest,
@@ -99,7 +110,10 @@ MAX_QUERY_CHARS = 200
 """An address in the query string is 42 characters."""
 
 
-ACTIONS = frozenset(SIGNED_ACTIONS - {"post"}) | frozenset(OPEN_ACTIONS)
+DECIDE = "decide"
+"""The action that runs the task's acceptance check (no signature: the check decides)."""
+
+ACTIONS = frozenset(SIGNED_ACTIONS - {"post"}) | frozenset(OPEN_ACTIONS) | {DECIDE}
 """The actions of ``POST /tasks/{id}/<action>``."""
 
 INVALID_REQUEST = "invalid_request"
@@ -242,9 +256,12 @@ def _query_address(request: Request, name: str) -> str | None:
     return value
 
 
-def task_routes(ledger: Ledger, *, clock: Callable[[], float] = time.time) -> list[Route]:
+def task_routes(
+    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeLLM | None = None
+) -> list[Route]:
     """The task routes on `ledger` (full paths under ``/tasks``), for an operator's app;
-    `clock` (Unix seconds) checks a signed request's `issuedAt`."""
+    `clock` (Unix seconds) checks a signed request's `issuedAt`; `judge` (a `PaidLLM`)
+    pays for the model of ``judge`` checks that ``decide`` runs."""
     book = TaskBook(ledger)
     network = ledger.network
 
@@ -310,6 +327,8 @@ def task_routes(ledger: Ledger, *, clock: Callable[[], float] = time.time) -> li
                 "unknown_action",
                 f"POST /tasks/<id>/<action>: the action is one of {', '.join(sorted(ACTIONS))}",
             )
+        if action == DECIDE:
+            return await _decide(request, task_id)
         if action in OPEN_ACTIONS:
             run_open = book.release if action == "release" else book.expire
             transfers = await run_in_threadpool(run_open, task_id)
@@ -319,6 +338,24 @@ def task_routes(ledger: Ledger, *, clock: Callable[[], float] = time.time) -> li
         def run() -> dict[str, Any]:
             actor, params = signed(body, action, task_id)
             return answer(task_id, _act(book, action, task_id, actor, params))
+
+        return await run_in_threadpool(run)
+
+    async def _decide(request: Request, task_id: str) -> dict[str, Any]:
+        body = await _body(request)
+        unknown = set(body) - {"result", "approval"}
+        if unknown:
+            raise HttpError(400, INVALID_REQUEST, f"unknown fields: {', '.join(sorted(unknown))}")
+        result = body.get("result")
+        if not isinstance(result, str):
+            raise HttpError(400, INVALID_REQUEST, "result is the delivered text")
+        approval = None
+        if body.get("approval") is not None:
+            approval = SignedApproval.from_json(body["approval"])
+
+        def run() -> dict[str, Any]:
+            decided = asyncio.run(book.decide(task_id, result, llm=judge, approval=approval))
+            return answer(task_id, decided.transfers) | {"verdict": decided.verdict.to_json()}
 
         return await run_in_threadpool(run)
 
@@ -332,9 +369,11 @@ def task_routes(ledger: Ledger, *, clock: Callable[[], float] = time.time) -> li
     ]
 
 
-def tasks_app(ledger: Ledger, *, clock: Callable[[], float] = time.time) -> Starlette:
+def tasks_app(
+    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeLLM | None = None
+) -> Starlette:
     """The task endpoints alone, as an ASGI app (the operator's app includes them)."""
-    return Starlette(routes=task_routes(ledger, clock=clock))
+    return Starlette(routes=task_routes(ledger, clock=clock, judge=judge))
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from paywire.crypto.keys import parse_address
+from paywire.errors import InvalidInput
 from paywire.ledger import AccountKind, Ledger, NewAccount, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.money import USDC
@@ -81,3 +82,20 @@ def test_the_sweeper_thread_sweeps_until_stopped(book: TaskBook, clock: FakeCloc
         stop.set()
         thread.join(timeout=5)
     assert book.task("t1").state is TaskState.ACCEPTED and not thread.is_alive()
+
+
+def test_the_task_list_pages_and_refuses_bad_bounds(book: TaskBook) -> None:
+    for n in range(5):
+        book.post(f"t{n}", PRINCIPAL, USD(1_000), 3600, [ALICE], "x")
+    first = book.tasks(principal=PRINCIPAL, limit=2)
+    assert [task.id for task in first] == ["t0", "t1"]
+    rest = book.tasks(principal=PRINCIPAL, after="t1", limit=10)
+    assert [task.id for task in rest] == ["t2", "t3", "t4"]
+    assert book.tasks(agent=ALICE) == []  # nobody took anything yet
+    book.take("t3", ALICE)
+    assert [task.id for task in book.tasks(agent=ALICE)] == ["t3"]
+    for bad in ({"limit": 0}, {"limit": 10**6}, {"limit": True}, {"after": "no spaces"}):
+        with pytest.raises(InvalidInput):
+            book.tasks(**bad)  # type: ignore[arg-type]
+    for n in range(5):
+        book.cancel(f"t{n}")

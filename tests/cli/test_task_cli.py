@@ -278,3 +278,13 @@ def test_decide_by_the_tasks_check(
     )
     assert "decided task t4: accepted" in out and "verdict: accepted" in out
     assert balance(ledger, home, "bot") == 1_500_000
+
+
+def test_serve_judge_options_are_checked(capsys: pytest.CaptureFixture[str], home: Path) -> None:
+    base = ["serve", "--chain", "none", "--operator", "alice"]
+    says = one_error(capsys, *base, "--judge-gateway", "http://127.0.0.1:9/v1")
+    assert "go together" in says
+    says = one_error(capsys, *base, "--judge-gateway", "ftp://x", "--judge-wallet", "bot")
+    assert "not an http(s) URL" in says
+    says = one_error(capsys, *base, "--judge-wallet", "nobody", "--judge-gateway", "http://h")
+    assert "nobody" in says

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from paywire.money import Asset
     from paywire.protocol import Facilitator
     from paywire.service import ChainDesk
+    from paywire.service.tasks import JudgeSource
 
 WATCHER_STOP_S = 10.0
 """How long stopping waits for a deposit watcher's scan in flight."""
@@ -166,6 +167,7 @@ def operator_service(
     deposits: DepositsConfig | None = None,
     cursor_path: Path | None = None,
     ledger_shown: str | None = None,
+    judge: JudgeSource | None = None,
 ) -> OperatorService:
     """The operator's service on `ledger`, `key` signing receipts and settling on chain.
 
@@ -191,7 +193,7 @@ def operator_service(
     ]
     if chain == "none":
         facilitator = Facilitator(key, [LedgerExactScheme(ledger)])
-        app = operator_app(facilitator, ledger)
+        app = operator_app(facilitator, ledger, judge=judge)
         return OperatorService(app, facilitator, None, banner, ledger=ledger)
     if chain == "local":
         desk = _local_desk(ledger, key)
@@ -203,7 +205,7 @@ def operator_service(
             f"  token           {info['symbol']} at {info['token']} (x402 exact on this chain too)",
             f"  reserve         {info['reserve']}",
         ]
-        app = operator_app(facilitator, ledger, desk)
+        app = operator_app(facilitator, ledger, desk, judge=judge)
         return OperatorService(app, facilitator, desk, banner, [desk.reserve], ledger=ledger)
     if not chains:
         raise InvalidInput(
@@ -227,7 +229,7 @@ def operator_service(
         )
     else:
         banner.append("  deposits        none ([deposits] in the config watches a reserve)")
-    app = operator_app(facilitator, ledger, rpc_desk)
+    app = operator_app(facilitator, ledger, rpc_desk, judge=judge)
     return OperatorService(app, facilitator, rpc_desk, banner, watched, ledger=ledger)
 
 

@@ -15,6 +15,7 @@ and serves the service `operator_service` builds. (`paywire pay` lives in `paywi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -24,6 +25,9 @@ from paywire.cli._keys import DEFAULT_OPERATOR, PASSPHRASE_FILE, load_key
 from paywire.cli._operator import CHAIN_MODES, connect_chains, operator_service
 from paywire.cli.config import ServeConfig, config_path
 from paywire.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from paywire.crypto.keys import PrivateKey
 
 DEFAULT_PORT = 4020
 """The facilitator's port unless --port says otherwise (x402 has no standard one)."""
@@ -53,6 +57,17 @@ def _chain_mode(flag: str | None, config: ServeConfig | None) -> str:
             "drop --chain (or use --chain rpc) to settle on them"
         )
     return flag
+
+
+def _judge_key(gateway: str | None, wallet: str | None, passphrase_file: Path) -> PrivateKey | None:
+    """The judge's key, when both --judge-gateway and --judge-wallet are given."""
+    if gateway is None and wallet is None:
+        return None
+    if gateway is None or wallet is None:
+        raise InvalidInput("--judge-gateway and --judge-wallet go together")
+    if not gateway.startswith(("http://", "https://")) or len(gateway) > 2048:
+        raise InvalidInput(f"--judge-gateway {gateway[:200]!r} is not an http(s) URL")
+    return load_key(wallet, passphrase_file)
 
 
 def _shown_ledger(url: str) -> str:
@@ -88,10 +103,24 @@ def serve_command(
         help="The operator's TOML config (default: $PAYWIRE_CONFIG, else none).",
         show_default=False,
     ),
+    judge_gateway: str = typer.Option(
+        None,
+        "--judge-gateway",
+        help="An LLM gateway's URL (e.g. `paywire gateway`'s /v1) that judges tasks whose "
+        "acceptance check is a model (POST /tasks/<id>/decide), paid by --judge-wallet.",
+        show_default=False,
+    ),
+    judge_wallet: str = typer.Option(
+        None, "--judge-wallet", help="The wallet that pays the judge's model.", show_default=False
+    ),
+    judge_max: str = typer.Option(
+        "$0.01", "--judge-max", help="The most one decision may cost the judge's wallet."
+    ),
     passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     """Run the operator's service: the facilitator (x402 /verify, /settle, /supported)
-    over the ledger and its chains, and deposits, withdrawals and the faucet."""
+    over the ledger and its chains, deposits, withdrawals and the faucet, and tasks (a
+    sweeper settles what falls due; --judge-gateway judges model-checked tasks)."""
     import uvicorn
 
     from paywire.cli.config import load_config
@@ -107,7 +136,14 @@ def serve_command(
     key = load_key(name, passphrase_file)
     store = (config.ledger_url if config else None) or ledger_url()
     url = f"http://{host}:{port}"
+    judge_key = _judge_key(judge_gateway, judge_wallet, passphrase_file)
     with open_ledger(store) as ledger:
+        judge = None
+        if judge_key is not None:
+            from paywire.money import parse_amount
+            from paywire.service._tasks_judge import GatewayJudge
+
+            judge = GatewayJudge(judge_key, judge_gateway, ledger.network, parse_amount(judge_max))
         service = operator_service(
             ledger,
             key,
@@ -117,7 +153,13 @@ def serve_command(
             deposits=config.deposits if config is not None else None,
             cursor_path=_common.home_dir() / DEPOSIT_CURSOR_FILE,
             ledger_shown=_shown_ledger(store),
+            judge=judge,
         )
+        if judge is not None:
+            service.banner.append(
+                f"  judge           {judge.key.address} through {judge_gateway}, at most "
+                f"{judge.max_per_decision} a decision"
+            )
         if config is not None:
             service.banner.insert(1, f"  config          {config.path}")
         for line in service.banner:

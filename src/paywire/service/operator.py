@@ -35,7 +35,7 @@ from paywire.protocol.headers import MAX_JSON_DEPTH
 from paywire.protocol.withdrawal import WithdrawalRequest
 from paywire.service.facilitator_app import facilitator_app
 from paywire.service.mandates import mandates_app
-from paywire.service.tasks import task_routes
+from paywire.service.tasks import JudgeSource, task_routes
 
 if TYPE_CHECKING:
     from paywire.chain import Chain, Reserve, Token
@@ -143,8 +143,10 @@ def operator_app(
     desk: ChainDesk | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    judge: JudgeSource | None = None,
 ) -> Starlette:
-    """The operator's ASGI app: the facilitator, plus the chain routes when `desk` is set."""
+    """The operator's ASGI app: the facilitator, the tasks (`judge` pays for judge checks),
+    plus the chain routes when `desk` is set."""
 
     def need_desk() -> ChainDesk:
         if desk is None:
@@ -271,6 +273,6 @@ def operator_app(
         if isinstance(desk.chain, LocalChain):
             routes.append(rpc_route(desk.chain, "/rpc"))
     routes.append(Mount("/mandates", app=mandates_app(facilitator, ledger)))
-    routes += task_routes(ledger, clock=clock)
+    routes += task_routes(ledger, clock=clock, judge=judge)
     routes.append(Mount("", app=facilitator_app(facilitator)))
     return Starlette(routes=routes)

@@ -256,12 +256,17 @@ def _query_address(request: Request, name: str) -> str | None:
     return value
 
 
+JudgeSource = Callable[[str], JudgeLLM]
+"""Gives the client that pays the model of one task's ``judge`` check (by task id), e.g.
+`paywire.service._tasks_judge.GatewayJudge`; closed after the decision if it can be."""
+
+
 def task_routes(
-    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeLLM | None = None
+    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeSource | None = None
 ) -> list[Route]:
     """The task routes on `ledger` (full paths under ``/tasks``), for an operator's app;
-    `clock` (Unix seconds) checks a signed request's `issuedAt`; `judge` (a `PaidLLM`)
-    pays for the model of ``judge`` checks that ``decide`` runs."""
+    `clock` (Unix seconds) checks a signed request's `issuedAt`; `judge` gives the client
+    that pays for the model of a ``judge`` check that ``decide`` runs."""
     book = TaskBook(ledger)
     network = ledger.network
 
@@ -354,7 +359,14 @@ def task_routes(
             approval = SignedApproval.from_json(body["approval"])
 
         def run() -> dict[str, Any]:
-            decided = asyncio.run(book.decide(task_id, result, llm=judge, approval=approval))
+            check = book.task(task_id).document.check or {}
+            llm = judge(task_id) if judge is not None and check.get("kind") == "judge" else None
+            try:
+                decided = asyncio.run(book.decide(task_id, result, llm=llm, approval=approval))
+            finally:
+                close = getattr(llm, "close", None)
+                if callable(close):
+                    close()
             return answer(task_id, decided.transfers) | {"verdict": decided.verdict.to_json()}
 
         return await run_in_threadpool(run)
@@ -370,7 +382,7 @@ def task_routes(
 
 
 def tasks_app(
-    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeLLM | None = None
+    ledger: Ledger, *, clock: Callable[[], float] = time.time, judge: JudgeSource | None = None
 ) -> Starlette:
     """The task endpoints alone, as an ASGI app (the operator's app includes them)."""
     return Starlette(routes=task_routes(ledger, clock=clock, judge=judge))
@@ -380,6 +392,7 @@ __all__ = [
     "ACTIONS",
     "MAX_TASK_BODY_BYTES",
     "OPEN_ACTIONS",
+    "JudgeSource",
     "NotPrincipal",
     "books_json",
     "info_json",

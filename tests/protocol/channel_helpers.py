@@ -39,6 +39,22 @@ PRICE_MAX = 5_000
 """The most one request may cost in these tests (atomic units of USDC)."""
 
 
+class Clock:
+    """Ledger time in ns, moved by hand (starts now); the `ticking` fixture's."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns()
+
+    def __call__(self) -> int:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now / 1e9
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1e9)
+
+
 def wallet(ledger: Ledger, key: PrivateKey, atomic: int = 0) -> str:
     """`key`'s USDC account, opened, holding `atomic` more."""
     account = wallet_account_id(key.address, "USDC")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from channel_helpers import Clock
 from payment_helpers import Calls, fund
 from starlette.types import ASGIApp
 
@@ -15,6 +16,7 @@ from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
 from paywire.money import USDC
 from paywire.protocol import Facilitator
+from paywire.protocol.channel import LedgerChannels
 
 if TYPE_CHECKING:
     from paywire.chain import LocalChain, Token
@@ -80,3 +82,24 @@ def chain() -> LocalChain:
 @pytest.fixture(scope="module")
 def token(chain: LocalChain) -> Token:
     return chain.deploy_token(chain.operator.address)
+
+
+@pytest.fixture
+def ticking() -> Clock:
+    """A ledger clock the test moves by hand (the channel tests')."""
+    return Clock()
+
+
+@pytest.fixture
+def books(tmp_path: Path, ticking: Clock) -> Iterator[Ledger]:
+    """A ledger on `ticking`'s time with a "world" account to fund from."""
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'books.db'}", clock=ticking)
+    ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def channels(books: Ledger) -> LedgerChannels:
+    """Ledger channels over `books`."""
+    return LedgerChannels(books)

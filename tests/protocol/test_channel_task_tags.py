@@ -9,27 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from channel_helpers import PRICE_MAX, in_process_book, open_channel, posted, wallet
+from channel_helpers import PRICE_MAX, Clock, in_process_book, open_channel, posted, wallet
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from paywire.chain import LocalChain, Token
 from paywire.client.channels import ChannelPayer
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import (
-    AccountKind,
     Ledger,
-    NewAccount,
     Transfer,
     TransferNotFound,
-    open_ledger,
 )
 from paywire.mandate import AssetLimit, Mandate, MandateChain, SignedMandate
-from paywire.money import USDC
 from paywire.protocol import Facilitator, evm_payment_id, sign_authorization
 from paywire.protocol.channel import (
     ChannelBook,
@@ -46,37 +40,6 @@ from paywire.protocol.mandate_gate import chain_task
 DEPOSIT = 100_000
 TASK = "research-q3"
 SUB_TASK = "research-q3/search"
-
-
-class Clock:
-    """Ledger time in ns, moved by hand (starts now)."""
-
-    def __init__(self) -> None:
-        self.now = time.time_ns()
-
-    def __call__(self) -> int:
-        return self.now
-
-    def seconds(self) -> float:
-        return self.now / 1e9
-
-
-@pytest.fixture
-def ticking() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def books(tmp_path: Path, ticking: Clock) -> Iterator[Ledger]:
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'books.db'}", clock=ticking)
-    ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
-    yield ledger
-    ledger.close()
-
-
-@pytest.fixture
-def channels(books: Ledger) -> LedgerChannels:
-    return LedgerChannels(books)
 
 
 def mandate(issuer: PrivateKey, agent: PrivateKey, network: str, asset: str, task: str) -> Mandate:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from channel_helpers import (
     PRICE_MAX,
+    Clock,
     available,
     held,
     in_process_book,
@@ -25,8 +24,7 @@ from channel_helpers import (
 from x402.schemas import PaymentRequired
 
 from paywire.crypto.keys import PrivateKey
-from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
-from paywire.money import USDC
+from paywire.ledger import Ledger
 from paywire.protocol.channel import (
     ChannelBook,
     ChannelProblem,
@@ -37,38 +35,6 @@ from paywire.protocol.channel import (
 from paywire.protocol.errors import PaymentProblem
 
 DEPOSIT = 100_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time_ns()
-
-    def __call__(self) -> int:
-        return self.now
-
-    def seconds(self) -> float:
-        return self.now / 1e9
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1e9)
-
-
-@pytest.fixture
-def ticking() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def books(tmp_path: Path, ticking: Clock) -> Iterator[Ledger]:
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'books.db'}", clock=ticking)
-    ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
-    yield ledger
-    ledger.close()
-
-
-@pytest.fixture
-def channels(books: Ledger) -> LedgerChannels:
-    return LedgerChannels(books)
 
 
 class World:

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from channel_helpers import available, held, open_channel, posted, terms, wallet
+from channel_helpers import Clock, available, held, open_channel, posted, terms, wallet
 
 from paywire.client import Payer
 from paywire.client.channels import ChannelPayer
 from paywire.crypto.keys import PrivateKey
-from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
+from paywire.ledger import Ledger
 from paywire.mandate import (
     AssetLimit,
     Mandate,
@@ -25,7 +23,6 @@ from paywire.mandate import (
     SignedMandate,
     SignedRevocation,
 )
-from paywire.money import USDC
 from paywire.protocol.channel import (
     ClaimEntry,
     LedgerChannels,
@@ -38,37 +35,6 @@ from paywire.protocol.errors import PaymentProblem
 pytestmark = pytest.mark.anyio
 
 DEPOSIT = 100_000
-
-
-class Clock:
-    """Ledger time in ns, moved by hand (starts now)."""
-
-    def __init__(self) -> None:
-        self.now = time.time_ns()
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1e9)
-
-
-@pytest.fixture
-def ticking() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def books(tmp_path: Path, ticking: Clock) -> Iterator[Ledger]:
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'books.db'}", clock=ticking)
-    ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
-    yield ledger
-    ledger.close()
-
-
-@pytest.fixture
-def channels(books: Ledger) -> LedgerChannels:
-    return LedgerChannels(books)
 
 
 def claim(

@@ -33,6 +33,7 @@ from paywire.ledger.errors import (
 )
 from paywire.ledger.ids import new_id
 from paywire.ledger.ledger import Ledger, TreeHead
+from paywire.ledger.ledger_reads import Snapshot
 from paywire.ledger.model import (
     MAX_TRANSFER_LIMITS,
     WINDOW_BUCKETS,
@@ -90,6 +91,7 @@ __all__ = [
     "PendingNotFound",
     "PostExceedsPending",
     "SameAccount",
+    "Snapshot",
     "StoreCorrupt",
     "TooManyTransfers",
     "Transfer",

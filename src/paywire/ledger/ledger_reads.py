@@ -6,7 +6,7 @@ returns is from one instant, whatever the writers do meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from paywire.ledger import task_index
@@ -14,7 +14,6 @@ from paywire.ledger.engine import TransferState, public_transfer
 from paywire.ledger.entries import MalformedEntry, TransferEntry, decode_entry
 from paywire.ledger.errors import (
     AccountNotFound,
-    InvalidRequest,
     LimitNotFound,
     StoreCorrupt,
     TooManyTransfers,
@@ -45,13 +44,17 @@ class LedgerReads:
         with self.store.read() as reader:
             yield reader
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Several reads that all see one instant (one read transaction: on PostgreSQL
+        one connection and one BEGIN for all of them)."""
+        with self.reader() as reader:
+            yield Snapshot(reader)
+
     def account(self, account_id: str) -> Account:
         """An account with its balance now."""
-        with self.reader() as reader:
-            state = reader.get_account(account_id)
-        if state is None:
-            raise AccountNotFound(f"account {account_id!r} does not exist")
-        return state.to_account()
+        with self.snapshot() as snapshot:
+            return snapshot.account(account_id)
 
     def balance(self, account_id: str) -> Balance:
         return self.account(account_id).balance
@@ -71,38 +74,13 @@ class LedgerReads:
 
     def transfer(self, transfer_id: str) -> Transfer:
         """A committed transfer by id."""
-        with self.reader() as reader:
-            state = reader.get_transfer(transfer_id)
-            if state is None:
-                raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
-            return _read_transfer(reader, state)
-
-    def hold_with_accounts(
-        self, transfer_id: str, account_ids: Sequence[str]
-    ) -> tuple[HoldStatus, dict[str, Account]]:
-        """A hold's status and the accounts of `account_ids` that exist, in one snapshot
-        (one round trip's worth of consistency for records kept beside a hold)."""
-        if len(account_ids) > MAX_READ_ROWS:
-            raise InvalidRequest(f"at most {MAX_READ_ROWS} accounts in one read")
-        with self.reader() as reader:
-            state = reader.get_transfer(transfer_id)
-            if state is None or state.hold_state is None:
-                raise TransferNotFound(f"no pending transfer {transfer_id!r}")
-            status = HoldStatus(_read_transfer(reader, state), state.hold_state, state.resolved_by)
-            found = {}
-            for account_id in account_ids:
-                account = reader.get_account(account_id)
-                if account is not None:
-                    found[account_id] = account.to_account()
-        return status, found
+        with self.snapshot() as snapshot:
+            return snapshot.transfer(transfer_id)
 
     def hold_status(self, transfer_id: str) -> HoldStatus:
         """Whether a pending transfer is still pending, posted, voided or expired."""
-        with self.reader() as reader:
-            state = reader.get_transfer(transfer_id)
-            if state is None or state.hold_state is None:
-                raise TransferNotFound(f"no pending transfer {transfer_id!r}")
-            return HoldStatus(_read_transfer(reader, state), state.hold_state, state.resolved_by)
+        with self.snapshot() as snapshot:
+            return snapshot.hold_status(transfer_id)
 
     def history(
         self, account_id: str, *, before: int | None = None, limit: int = DEFAULT_PAGE_ROWS
@@ -184,6 +162,39 @@ def _task_page(reader: StoreReader, task: str, after: int | None, limit: int) ->
             raise StoreCorrupt(f"log entry {state.log_index} is not transfer {state.id!r}")
         transfers.append(public_transfer(state, entry, account.asset))
     return transfers
+
+
+class Snapshot:
+    """Reads of one instant of the store (`LedgerReads.snapshot`); valid inside its block."""
+
+    def __init__(self, reader: StoreReader) -> None:
+        self._reader = reader
+
+    def find_account(self, account_id: str) -> Account | None:
+        """An account with its balance, or None if there is none."""
+        state = self._reader.get_account(account_id)
+        return None if state is None else state.to_account()
+
+    def account(self, account_id: str) -> Account:
+        found = self.find_account(account_id)
+        if found is None:
+            raise AccountNotFound(f"account {account_id!r} does not exist")
+        return found
+
+    def has_transfer(self, transfer_id: str) -> bool:
+        return self._reader.get_transfer(transfer_id) is not None
+
+    def transfer(self, transfer_id: str) -> Transfer:
+        state = self._reader.get_transfer(transfer_id)
+        if state is None:
+            raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
+        return _read_transfer(self._reader, state)
+
+    def hold_status(self, transfer_id: str) -> HoldStatus:
+        state = self._reader.get_transfer(transfer_id)
+        if state is None or state.hold_state is None:
+            raise TransferNotFound(f"no pending transfer {transfer_id!r}")
+        return HoldStatus(_read_transfer(self._reader, state), state.hold_state, state.resolved_by)
 
 
 def _read_transfer(reader: StoreReader, state: TransferState) -> Transfer:

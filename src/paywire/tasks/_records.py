@@ -79,21 +79,21 @@ def open_record(
 def read_task(ledger: Ledger, task_id: str) -> Task:
     """The task as the ledger has it now: its hold and every record, in one snapshot."""
     check_task_id(task_id)
-    try:
-        status = ledger.hold_status(hold_id(task_id))
-    except TransferNotFound:
-        raise TaskNotFound(f"there is no task {task_id!r}") from None
-    held = status.transfer
-    if held.metadata.get("task") != task_id:
-        raise TaskNotFound(f"there is no task {task_id!r}")
-    document = TaskDocument.from_json(held.metadata.get("doc"), held.amount)
-    agents = document.agents
-    ids = [take_record_id(task_id, n) for n in range(len(agents))]
-    ids += [deliver_record_id(task_id, n) for n in range(len(agents))]
-    ids += [accepting_record_id(task_id), dispute_record_id(task_id)]
-    # The document never changes: only the hold's state and the records are read again,
-    # together, so the task is put together from one instant.
-    status, records = ledger.hold_with_accounts(hold_id(task_id), ids)
+    with ledger.snapshot() as snapshot:
+        try:
+            status = snapshot.hold_status(hold_id(task_id))
+        except TransferNotFound:
+            raise TaskNotFound(f"there is no task {task_id!r}") from None
+        held = status.transfer
+        if held.metadata.get("task") != task_id:
+            raise TaskNotFound(f"there is no task {task_id!r}")
+        document = TaskDocument.from_json(held.metadata.get("doc"), held.amount)
+        agents = document.agents
+        ids = [take_record_id(task_id, n) for n in range(len(agents))]
+        ids += [deliver_record_id(task_id, n) for n in range(len(agents))]
+        ids += [accepting_record_id(task_id), dispute_record_id(task_id)]
+        found = {account_id: snapshot.find_account(account_id) for account_id in ids}
+    records = {key: value for key, value in found.items() if value is not None}
     deadline_at = held.timestamp + document.deadline_s * NS_PER_S
     takers: list[str] = []
     mandates: dict[str, str] = {}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paywire.ledger import HoldState, Ledger, TransferNotFound
+from paywire.ledger import HoldState, Ledger, Snapshot, TransferNotFound
 from paywire.protocol.mandate_gate import TASK_KEY
 
 HOLD_PREFIX = "ch:"
@@ -102,40 +102,50 @@ class LedgerChannelState:
 
 def latest_seq(ledger: Ledger, channel_hex: str, hint: int = 0) -> int | None:
     """The latest hold of a channel (None: no such channel), read in one snapshot."""
-    with ledger.reader() as reader:
+    with ledger.snapshot() as snapshot:
+        return _latest_seq(snapshot, channel_hex, hint)
 
-        def exists(seq: int) -> bool:
-            return reader.get_transfer(hold_id(channel_hex, seq)) is not None
 
-        if not exists(0):
-            return None
-        low = hint if hint > 0 and exists(hint) else 0
-        step = 1
+def _latest_seq(snapshot: Snapshot, channel_hex: str, hint: int) -> int | None:
+    def exists(seq: int) -> bool:
+        return snapshot.has_transfer(hold_id(channel_hex, seq))
+
+    if not exists(0):
+        return None
+    low = hint if hint > 0 and exists(hint) else 0
+    step = 1
+    high = low + step
+    while exists(high):
+        low = high
+        step *= 2
         high = low + step
-        while exists(high):
-            low = high
-            step *= 2
-            high = low + step
-        while high - low > 1:
-            middle = (low + high) // 2
-            if exists(middle):
-                low = middle
-            else:
-                high = middle
-        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        if exists(middle):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def read_state(
     ledger: Ledger, network: str, channel_hex: str, now: Callable[[], float], hint: int = 0
 ) -> LedgerChannelState | None:
-    """The channel's state from its latest hold (None if there is no such channel)."""
-    seq = latest_seq(ledger, channel_hex, hint)
-    if seq is None:
-        return None
-    try:
-        status = ledger.hold_status(hold_id(channel_hex, seq))
-    except TransferNotFound:  # a channel id that is not one of ours
-        return None
+    """The channel's state from its latest hold (None if there is no such channel), read
+    in one snapshot (its holds, and the claim that closed it)."""
+    with ledger.snapshot() as snapshot:
+        seq = _latest_seq(snapshot, channel_hex, hint)
+        if seq is None:
+            return None
+        try:
+            status = snapshot.hold_status(hold_id(channel_hex, seq))
+        except TransferNotFound:  # a channel id that is not one of ours
+            return None
+        closing = (
+            snapshot.transfer(status.resolved_by)
+            if status.state is HoldState.POSTED and status.resolved_by is not None
+            else None
+        )
     hold = status.transfer
     meta = hold.metadata
     claimed = int(str(meta.get("claimed", "0")))
@@ -145,8 +155,8 @@ def read_state(
         deadline = hold.expires_at / 1e9 if hold.expires_at is not None else expiry
         state = OPEN if now() < deadline else EXPIRED
     elif status.state is HoldState.POSTED:
-        assert status.resolved_by is not None
-        claimed += ledger.transfer(status.resolved_by).amount.atomic
+        assert closing is not None
+        claimed += closing.amount.atomic
         state = CLOSED
     elif status.state is HoldState.VOIDED:
         state = CLOSED

@@ -27,24 +27,23 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
 
 from bench._harness import Rate, report
+from paywire._dev.fake_channels import FakeChannels
 from paywire._dev.http import ServedApps
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, NewAccount, open_ledger
 from paywire.meter import local_model_available
-from paywire.money import USDC, Asset
+from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.headers import PAYMENT_SIGNATURE, encode
+from paywire.protocol.headers import PAYMENT_SIGNATURE
 from paywire.server.gateway import (
-    BATCH_SETTLEMENT,
     LocalModelUpstream,
     default_price_book,
     gateway_app,
@@ -64,81 +63,6 @@ BODY: dict[str, Any] = {
 }
 MAX_CHARGE = 10**9
 """What the fake voucher authorizes: far above any request's price."""
-
-
-@dataclass(frozen=True)
-class _Auth:
-    channel_id: str
-    payer: str
-    network: str
-    asset: Asset
-    max_charge_atomic: int
-
-
-@dataclass(frozen=True)
-class _Charge:
-    settled: SettleResponse
-
-    def settle_response(self) -> SettleResponse:
-        return self.settled
-
-
-class _AcceptAll:
-    """A `ChannelGate` that authorizes every voucher and charges in memory (no book)."""
-
-    network = "paywire:channels-bench"
-
-    def __init__(self) -> None:
-        self.charged = 0
-
-    def requirements(self, price_max_atomic: int, pay_to: str) -> list[PaymentRequirements]:
-        return [
-            PaymentRequirements(
-                scheme=BATCH_SETTLEMENT,
-                network=self.network,
-                asset="USDC",
-                amount=str(price_max_atomic),
-                pay_to=pay_to,
-                max_timeout_seconds=300,
-                extra={"channels": "fake"},
-            )
-        ]
-
-    async def authorize(self, payload: PaymentPayload, requirements: PaymentRequirements) -> _Auth:
-        data = payload.payload
-        return _Auth(
-            str(data["channelId"]),
-            str(data["payer"]),
-            requirements.network,
-            USDC,
-            int(data["maxCharge"]),
-        )
-
-    async def charge(
-        self, auth: _Auth, amount_atomic: int, metadata: Mapping[str, Any] | None = None
-    ) -> _Charge:
-        self.charged += 1
-        return _Charge(
-            SettleResponse(
-                success=True,
-                payer=auth.payer,
-                transaction=f"channel:{auth.channel_id}:{self.charged}",
-                network=auth.network,
-                amount=str(amount_atomic),
-            )
-        )
-
-    async def release(self, auth: _Auth) -> None:
-        return None
-
-    def voucher(self, pay_to: str) -> str:
-        [accepted] = self.requirements(MAX_CHARGE, pay_to)
-        payload = PaymentPayload(
-            x402_version=2,
-            accepted=accepted,
-            payload={"channelId": "bench", "payer": "0x" + "ab" * 20, "maxCharge": MAX_CHARGE},
-        )
-        return encode(payload)
 
 
 @dataclass(frozen=True)
@@ -198,13 +122,13 @@ async def _main(folder: Path) -> None:
     ledger = open_ledger(f"sqlite:///{folder / 'books.db'}")
     ledger.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
     provider = PrivateKey.generate()
-    gate = _AcceptAll()
+    gate = FakeChannels("paywire:channels-bench")
     facilitator = Facilitator.for_ledger(ledger, PrivateKey.generate())
     app = gateway_app(upstream, default_price_book(), provider.address, facilitator, gate)
     served = ServedApps()
     try:
         url = served.start(app) + "/v1/chat/completions"
-        headers = {PAYMENT_SIGNATURE: gate.voucher(provider.address)}
+        headers = {PAYMENT_SIGNATURE: gate.voucher(provider.address, MAX_CHARGE, "bench")}
         direct: list[_Run] = []
         gateway: list[_Run] = []
         async with httpx.AsyncClient(timeout=120) as client:
@@ -217,8 +141,8 @@ async def _main(folder: Path) -> None:
         served.close()
         await upstream.aclose()
         ledger.close()
-    if gate.charged != RUNS + 1:
-        raise AssertionError(f"{gate.charged} requests charged, not {RUNS + 1}")
+    if len(gate.charges) != RUNS + 1:
+        raise AssertionError(f"{len(gate.charges)} requests charged, not {RUNS + 1}")
     tokens = {run.tokens for run in direct + gateway}
 
     def median(runs: list[_Run], value: str) -> float:

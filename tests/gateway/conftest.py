@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gateway_helpers import TEST_PRICES, FakeChannels
+from gateway_helpers import TEST_PRICES
 from starlette.types import ASGIApp
 
+from paywire._dev.fake_channels import FakeChannels
 from paywire._dev.http import ServedApps
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer

@@ -15,12 +15,12 @@ from gateway_helpers import (
     MODEL,
     OUTPUT_ATOMIC,
     FailingUpstream,
-    FakeChannels,
     content_chunks,
     sse_events,
 )
 from starlette.types import Message
 
+from paywire._dev.fake_channels import FakeChannels
 from paywire.crypto.keys import PrivateKey
 from paywire.meter import METER_METADATA_KEY, Charge, PriceBook, count_tokens
 from paywire.protocol import Facilitator, errors

@@ -16,13 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import MODEL, OUTPUT_ATOMIC, FakeChannels, content_chunks, sse_events
+from gateway_helpers import MODEL, OUTPUT_ATOMIC, content_chunks, sse_events
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from paywire._dev.fake_channels import FakeChannels
 from paywire._dev.http import free_port
 from paywire.crypto.keys import PrivateKey
 from paywire.meter import METER_METADATA_KEY, Charge, PriceBook, count_tokens, max_cost

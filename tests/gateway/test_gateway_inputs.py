@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import MODEL, FakeChannels
+from gateway_helpers import MODEL
 
+from paywire._dev.fake_channels import FakeChannels
 from paywire.crypto.keys import PrivateKey
 from paywire.protocol.headers import PAYMENT_SIGNATURE
 from paywire.server.gateway import MAX_BODY_BYTES, MAX_COMPLETION_TOKENS, GatewayApp

@@ -10,7 +10,6 @@ delivered, release) is tested now; the real book's own tests cover the voucher r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from gateway_helpers import TEST_PRICES
@@ -19,12 +18,13 @@ from starlette.types import ASGIApp
 from paywire._dev.fake_channels import FakeChannels
 from paywire._dev.http import ServedApps
 from paywire.crypto.keys import PrivateKey
-from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer
+from paywire.ledger import AccountKind, Ledger, NewAccount, transfer
 from paywire.ledger.names import wallet_account_id
 from paywire.meter import PriceBook, local_model_available
 from paywire.money import USDC
 from paywire.protocol import Facilitator
 from paywire.server.gateway import GatewayApp, LocalModelUpstream, gateway_app
+from sqlite_books import facilitator, ledger, operator, provider  # the shared fixtures
 
 
 @pytest.fixture
@@ -45,29 +45,6 @@ def local_upstream() -> LocalModelUpstream:
 @pytest.fixture(scope="session")
 def price_book() -> PriceBook:
     return PriceBook.from_toml(TEST_PRICES)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    books = open_ledger(f"sqlite:///{tmp_path / 'books.db'}")
-    books.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
-    yield books
-    books.close()
-
-
-@pytest.fixture
-def operator() -> PrivateKey:
-    return PrivateKey.generate()
-
-
-@pytest.fixture
-def facilitator(ledger: Ledger, operator: PrivateKey) -> Facilitator:
-    return Facilitator.for_ledger(ledger, operator)
-
-
-@pytest.fixture
-def provider() -> PrivateKey:
-    return PrivateKey.generate()
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from paywire._dev.http import ServedApps
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
 from paywire.money import USDC
-from paywire.protocol import Facilitator
 from paywire.protocol.channel import LedgerChannels
+from sqlite_books import facilitator, ledger, operator, provider  # the shared fixtures
 
 if TYPE_CHECKING:
     from paywire.chain import LocalChain, Token
@@ -25,29 +25,6 @@ if TYPE_CHECKING:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    books = open_ledger(f"sqlite:///{tmp_path / 'books.db'}")
-    books.open_account(NewAccount("world", USDC, AccountKind.EXTERNAL))
-    yield books
-    books.close()
-
-
-@pytest.fixture
-def operator() -> PrivateKey:
-    return PrivateKey.generate()
-
-
-@pytest.fixture
-def facilitator(ledger: Ledger, operator: PrivateKey) -> Facilitator:
-    return Facilitator.for_ledger(ledger, operator)
-
-
-@pytest.fixture
-def provider() -> PrivateKey:
-    return PrivateKey.generate()
 
 
 @pytest.fixture

@@ -11,17 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli_runs import cli
 from paywire._dev.http import start_paywire
-from paywire.cli import run
 from paywire.crypto.keystore import KeyStore
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == expect, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
 
 
 @pytest.fixture

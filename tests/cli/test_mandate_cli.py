@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
 
+from cli_runs import cli, one_error
 from paywire._dev.http import ServedApps
 from paywire.cli import run
 from paywire.client import MANDATE_ENV, Payer, load_mandate
@@ -31,25 +32,6 @@ from paywire.service import operator_app
 
 PASSPHRASE = "mandate test passphrase"
 PRICE = 1_000  # $0.001
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == expect, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
-
-
-def one_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    """Run a command that must fail: exit 1, one line on stderr, nothing else."""
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == 1, f"paywire {' '.join(args)}: {out}{err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err and PASSPHRASE not in out + err
-    return lines[0]
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cli_runs import cli
 from paywire._dev.http import ServedApps, start_paywire
-from paywire.cli import run
 from paywire.crypto.keystore import KeyStore
 from paywire.protocol import RemoteFacilitator
 from paywire.server import PaymentMiddleware
@@ -25,14 +25,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PAYWIRE_LIGHT_KDF", "1")
     monkeypatch.delenv("PAYWIRE_DB", raising=False)
     return tmp_path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == expect, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
 
 
 @pytest.fixture

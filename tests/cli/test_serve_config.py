@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cli_runs import cli
 from paywire._dev.http import ServedApps, free_port, served
 from paywire.chain import LOCAL_CHAIN_ID, LocalChain, Token, rpc_bridge
 from paywire.cli import run
@@ -46,14 +47,6 @@ TOKEN_A = "0x" + "11" * 20
 TOKEN_B = "0x" + "22" * 20
 GAS_WEI = 10**18
 PRICE = 1_000  # $0.001 in USDC atomic units
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == expect, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
 
 
 def refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:

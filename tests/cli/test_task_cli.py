@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from cli_runs import cli, one_error
 from paywire._dev.http import ServedApps
-from paywire.cli import run
 from paywire.crypto.keys import PrivateKey
 from paywire.crypto.keystore import KeyStore
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer
@@ -26,25 +26,6 @@ from paywire.service import operator_app
 PASSPHRASE = "task test passphrase"
 FEES = "operator:fees:USDC"
 FUNDED = 10_000_000
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
-
-
-def one_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    """Run a command that must fail: exit 1, one line on stderr, no traceback."""
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == 1, f"paywire {' '.join(args)}: {out}{err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err and PASSPHRASE not in out + err
-    return lines[0]
 
 
 def address(home: Path, wallet: str) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli_runs import cli
 from paywire._dev.http import start_paywire
-from paywire.cli import run
 from paywire.client import PaidLLM
 from paywire.crypto.keystore import KeyStore
 from paywire.meter import local_model_available
@@ -27,14 +27,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PAYWIRE_LIGHT_KDF", "1")
     monkeypatch.delenv("PAYWIRE_DB", raising=False)
     return tmp_path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> str:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert code == expect, f"paywire {' '.join(args)}: {out}{err}"
-    assert "Traceback" not in out + err
-    return out + err
 
 
 def test_bad_options_are_one_line_errors(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

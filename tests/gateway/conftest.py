@@ -24,7 +24,7 @@ from paywire.meter import PriceBook, local_model_available
 from paywire.money import USDC
 from paywire.protocol import Facilitator
 from paywire.server.gateway import GatewayApp, LocalModelUpstream, gateway_app
-from sqlite_books import facilitator, ledger, operator, provider  # the shared fixtures
+from shared_fixtures import facilitator, ledger, operator, provider  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

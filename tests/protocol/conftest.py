@@ -16,10 +16,10 @@ from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
 from paywire.money import USDC
 from paywire.protocol.channel import LedgerChannels
-from sqlite_books import facilitator, ledger, operator, provider  # the shared fixtures
+from shared_fixtures import chain, facilitator, ledger, operator, provider, token  # noqa: F401 (fixtures)
 
 if TYPE_CHECKING:
-    from paywire.chain import LocalChain, Token
+    pass
 
 
 @pytest.fixture
@@ -46,19 +46,6 @@ def serve() -> Iterator[Callable[[ASGIApp], str]]:
     served = ServedApps()
     yield served.start
     served.close()
-
-
-@pytest.fixture(scope="module")
-def chain() -> LocalChain:
-    """One in-process EVM chain per test module (deploying is the slow part)."""
-    from paywire.chain import LocalChain
-
-    return LocalChain()
-
-
-@pytest.fixture(scope="module")
-def token(chain: LocalChain) -> Token:
-    return chain.deploy_token(chain.operator.address)
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
-"""Fixtures shared by the payment tests (imported by tests/protocol and tests/gateway
-conftests): a SQLite ledger with a "world" account to fund from, the operator's key, its
-facilitator on that ledger, and a provider's key."""
+"""Fixtures shared by the payment tests (imported into the conftests of tests/protocol,
+tests/gateway and tests/interop): a SQLite ledger with a "world" account to fund from, the
+operator's key, its facilitator on that ledger, a provider's key, and one in-process EVM
+chain per test module with the stablecoin deployed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +15,9 @@ from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger
 from paywire.money import USDC
 from paywire.protocol import Facilitator
+
+if TYPE_CHECKING:
+    from paywire.chain import LocalChain, Token
 
 
 @pytest.fixture
@@ -36,3 +41,16 @@ def facilitator(ledger: Ledger, operator: PrivateKey) -> Facilitator:
 @pytest.fixture
 def provider() -> PrivateKey:
     return PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def chain() -> LocalChain:
+    """One in-process EVM chain per test module (deploying is the slow part)."""
+    from paywire.chain import LocalChain
+
+    return LocalChain()
+
+
+@pytest.fixture(scope="module")
+def token(chain: LocalChain) -> Token:
+    return chain.deploy_token(chain.operator.address)

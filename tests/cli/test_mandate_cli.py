@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
 
 from cli_runs import cli, one_error
 from paywire._dev.http import ServedApps
 from paywire.cli import run
-from paywire.client import MANDATE_ENV, Payer, load_mandate
+from paywire.client import MANDATE_ENV, load_mandate
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.crypto.keystore import KeyStore
 from paywire.ledger import AccountKind, Ledger, NewAccount, open_ledger, transfer
@@ -27,7 +27,6 @@ from paywire.ledger.names import wallet_account_id
 from paywire.mandate import MandateChain
 from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.mandate_extension import with_mandate
 from paywire.service import operator_app
 
 PASSPHRASE = "mandate test passphrase"
@@ -81,22 +80,16 @@ def books(home: Path) -> Iterator[Ledger]:
 
 def pay(facilitator: Facilitator, ledger: Ledger, payer: PrivateKey, chain: MandateChain) -> Any:
     """Settle one payment of PRICE under `chain`, as a client that skips its own checks."""
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=ledger.network,
-        asset="USDC",
-        amount=str(PRICE),
-        pay_to=PrivateKey.generate().address,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    payment = direct_payment(
+        payer,
+        ledger.network,
+        PrivateKey.generate().address,
+        USDC.atomic(PRICE),
+        mandate=chain,
+        check_mandate=False,
+        resource="http://shop.example/search",
     )
-    required = PaymentRequired(
-        resource=ResourceInfo(url="http://shop.example/search"), accepts=[requirements]
-    )
-    signed: PaymentPayload = Payer.create(payer, max_per_payment="$1000").pay(
-        required, requirements
-    )
-    return asyncio.run(facilitator.settle(with_mandate(signed, chain), requirements))
+    return asyncio.run(facilitator.settle(*payment))
 
 
 def issue_for_bot(capsys: pytest.CaptureFixture[str], network: str, *more: str) -> str:

@@ -13,15 +13,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payment_helpers import fund
-from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
-from paywire.client import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import AccountKind, NewAccount, open_ledger
 from paywire.mandate import AssetLimit, Mandate, MandateChain, SignedMandate, Window
 from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.mandate_extension import with_mandate
 
 KEYS = [PrivateKey.generate() for _ in range(8)]
 """Keys are slow to make: the trees reuse these (a node's key is its index)."""
@@ -135,20 +133,16 @@ def test_no_mandate_limit_is_ever_exceeded(
 def _pay(
     network: str, facilitator: Facilitator, nodes: list[Node], index: int, amount: int
 ) -> None:
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=network,
-        asset="USDC",
-        amount=str(amount),
-        pay_to=SHOP,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    payment = direct_payment(
+        KEYS[index],
+        network,
+        SHOP,
+        USDC.atomic(amount),
+        mandate=nodes[index].chain,
+        check_mandate=False,
+        resource="http://s/x",
     )
-    required = PaymentRequired(resource=ResourceInfo(url="http://s/x"), accepts=[requirements])
-    payload = Payer.create(KEYS[index], max_per_payment="$100").pay(required, requirements)
-    settled = asyncio.run(
-        facilitator.settle(with_mandate(payload, nodes[index].chain), requirements)
-    )
+    settled = asyncio.run(facilitator.settle(*payment))
     line = _ancestry(nodes, index)
     if settled.success:
         for at in line:

@@ -14,9 +14,8 @@ import httpx
 import pytest
 from payment_helpers import fund
 from starlette.types import ASGIApp
-from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
-from paywire.client import Payer
+from paywire.client.direct import direct_payment
 from paywire.crypto.keys import PrivateKey
 from paywire.ledger import Ledger
 from paywire.mandate import (
@@ -28,8 +27,8 @@ from paywire.mandate import (
     SignedRevocation,
     Window,
 )
+from paywire.money import USDC
 from paywire.protocol import Facilitator
-from paywire.protocol.mandate_extension import with_mandate
 from paywire.service import operator_app
 
 PRICE = 1_000
@@ -54,20 +53,16 @@ def chain_for(
 
 
 def pay(facilitator: Facilitator, ledger: Ledger, payer: PrivateKey, chain: MandateChain) -> Any:
-    requirements = PaymentRequirements(
-        scheme="exact",
-        network=ledger.network,
-        asset="USDC",
-        amount=str(PRICE),
-        pay_to=PrivateKey.generate().address,
-        max_timeout_seconds=300,
-        extra={"name": "paywire", "version": "1"},
+    payment = direct_payment(
+        payer,
+        ledger.network,
+        PrivateKey.generate().address,
+        USDC.atomic(PRICE),
+        mandate=chain,
+        check_mandate=False,
+        resource="http://shop.example/search",
     )
-    required = PaymentRequired(
-        resource=ResourceInfo(url="http://shop.example/search"), accepts=[requirements]
-    )
-    signed = Payer.create(payer, max_per_payment="$1").pay(required, requirements)
-    return asyncio.run(facilitator.settle(with_mandate(signed, chain), requirements))
+    return asyncio.run(facilitator.settle(*payment))
 
 
 def revocation(mandate_id: str, signer: PrivateKey, revoker: str | None = None) -> str:
